@@ -1,0 +1,4 @@
+//! One module per subcommand: its arguments and the glue to the library.
+
+pub mod receive;
+pub mod send;

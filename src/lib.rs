@@ -1,0 +1,30 @@
+//! mewshook plays the Mews side of Mews Connector API webhooks, so that a
+//! webhook receiver can be tested before Mews ever calls it.
+//!
+//! An event flows through these modules in order:
+//!
+//! - [`payload`]: the General and Integration Webhook bodies;
+//! - [`generator`]: seedable, realistic traffic;
+//! - [`batcher`]: General events grouped per enterprise integration up to
+//!   the batch cap;
+//! - [`delivery`]: one attempt, under the Mews transport rules (deadline,
+//!   307/308 only, 2xx is success);
+//! - [`retry`]: the delays between attempts and when to give up;
+//! - [`ledger`]: the account of every event and message, delivered or
+//!   discarded;
+//! - [`sender`]: the long-lived engine that ties these together behind a
+//!   handle.
+//!
+//! [`receiver`] is the reference receiver that `send` targets when no URL
+//! is given, and [`secret`] keeps the token out of every output.
+
+pub mod batcher;
+pub mod delivery;
+pub mod exit;
+pub mod generator;
+pub mod ledger;
+pub mod payload;
+pub mod receiver;
+pub mod retry;
+pub mod secret;
+pub mod sender;

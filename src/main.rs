@@ -1,0 +1,78 @@
+//! The `mewshook` command line: parses arguments, sets up diagnostics on
+//! stderr, calls the library and maps the outcome to an exit code.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Plays the Mews side of Mews Connector API webhooks, so that a webhook
+/// receiver can be tested before Mews ever calls it.
+#[derive(Debug, Parser)]
+#[command(name = "mewshook", version, propagate_version = true)]
+#[command(after_help = "\
+Exit codes:
+  0  success: every message delivered, every check passed
+  1  the receiver fell short: a message discarded or a check failed
+  2  invalid input: a bad flag, scenario or body file
+  3  runtime error, for example a port that cannot be bound
+  4  bench: a --fail-if threshold was crossed")]
+struct Cli {
+    /// Log more on stderr: -v for debug, -vv for trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send Mews webhooks to a receiver, as Mews would.
+    Send(cli::send::SendArgs),
+    /// Run the reference receiver, the default target of every command.
+    Receive(cli::receive::ReceiveArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version on stdout with code 0, and usage
+            // errors on stderr with code 2, which is our invalid-input code.
+            let _ = error.print();
+            std::process::exit(error.exit_code());
+        }
+    };
+    init_tracing(cli.verbose);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the async runtime: {error}");
+            std::process::exit(mewshook::exit::RUNTIME_ERROR);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Send(args) => cli::send::run(args).await,
+            Command::Receive(args) => cli::receive::run(args).await,
+        }
+    });
+    std::process::exit(code);
+}
+
+/// Sends diagnostics to stderr, at `warn` by default.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "mewshook=debug,info",
+        _ => "mewshook=trace,debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
