@@ -27,4 +27,5 @@ pub mod payload;
 pub mod receiver;
 pub mod retry;
 pub mod secret;
+pub mod send;
 pub mod sender;

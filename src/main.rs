@@ -26,6 +26,9 @@ struct Cli {
     command: Command,
 }
 
+// The arguments are parsed once per process, so the size of the largest
+// variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send Mews webhooks to a receiver, as Mews would.

@@ -1,4 +1,5 @@
 //! One module per subcommand: its arguments and the glue to the library.
 
+pub mod common;
 pub mod receive;
 pub mod send;
