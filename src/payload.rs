@@ -312,7 +312,10 @@ mod tests {
 
     #[test]
     fn suggest_finds_close_discriminator() {
-        assert_eq!(suggest("CustomerAded", &DISCRIMINATORS), Some("CustomerAdded"));
+        assert_eq!(
+            suggest("CustomerAded", &DISCRIMINATORS),
+            Some("CustomerAdded")
+        );
         assert_eq!(suggest("Nothing", &DISCRIMINATORS), None);
     }
 }

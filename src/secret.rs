@@ -52,7 +52,8 @@ impl Redactor {
         if secret.is_empty() {
             return;
         }
-        let form_encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let form_encoded: String =
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         for spelling in [
             secret.to_string(),
             encode_query_value(secret),
@@ -63,7 +64,8 @@ impl Redactor {
                 self.needles.push(spelling);
             }
         }
-        self.needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        self.needles
+            .sort_by_key(|needle| std::cmp::Reverse(needle.len()));
     }
 
     /// Returns `text` with every secret spelling replaced.
@@ -89,7 +91,10 @@ mod tests {
 
     #[test]
     fn encoding_keeps_reserved_characters_apart() {
-        assert_eq!(encode_query_value("a+b&c=d%e f/g"), "a%2Bb%26c%3Dd%25e%20f%2Fg");
+        assert_eq!(
+            encode_query_value("a+b&c=d%e f/g"),
+            "a%2Bb%26c%3Dd%25e%20f%2Fg"
+        );
         assert_eq!(encode_query_value("A-z_0.9~"), "A-z_0.9~");
     }
 
