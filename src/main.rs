@@ -35,6 +35,8 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Run the reference receiver, the default target of every command.
     Receive(cli::receive::ReceiveArgs),
+    /// Run the receiver conformance suite and write CI reports.
+    Run(cli::run::RunArgs),
 }
 
 fn main() {
@@ -60,6 +62,7 @@ fn main() {
         match cli.command {
             Command::Send(args) => cli::send::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
         }
     });
     std::process::exit(code);

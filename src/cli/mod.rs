@@ -2,4 +2,5 @@
 
 pub mod common;
 pub mod receive;
+pub mod run;
 pub mod send;
