@@ -551,6 +551,8 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) {
         shared.retry.delay_before(job.attempt + 1)
     };
 
+    // The notice and the pending count are published under the ledger
+    // lock, so that whoever sees the count reach zero has every notice.
     let state = {
         let mut ledger = shared.ledger();
         ledger.record_attempt(
@@ -570,20 +572,20 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) {
             ledger.mark_discarded(job.id);
             MessageState::Discarded
         };
+        let _ = shared.notices.send(Notice {
+            id: job.id,
+            kind: job.kind,
+            events: job.events,
+            attempt: job.attempt,
+            outcome: outcome.clone(),
+            total,
+            state,
+            retry_in,
+        });
         shared.publish_pending(ledger.pending());
         state
     };
     log_attempt(&job, &outcome, retry_in, state);
-    let _ = shared.notices.send(Notice {
-        id: job.id,
-        kind: job.kind,
-        events: job.events,
-        attempt: job.attempt,
-        outcome,
-        total,
-        state,
-        retry_in,
-    });
 
     if let Some(delay) = retry_in {
         let shared = shared.clone();

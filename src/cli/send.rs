@@ -14,8 +14,9 @@ use mewshook::receiver::{ReceiverConfig, RunningReceiver};
 use mewshook::retry::{DEFAULT_MAX_ATTEMPTS, RetryPolicy, parse_delays};
 use mewshook::secret::Redactor;
 use mewshook::send::{RunSettings, SEND_SCHEMA, SendDocument, Traffic, render_summary};
+use mewshook::sender::Notice;
 use mewshook::sender::{Sender, SenderConfig};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::common::{TokenArgs, parse_duration, parse_http_url, parse_time_scale, resolve_token};
 
@@ -171,6 +172,7 @@ async fn execute(args: SendArgs) -> Result<i32, Failure> {
         .map_err(Failure::Input)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let traffic = build_traffic(&args, seed)?;
+    let retry = retry_policy(&args)?;
 
     // With no URL, the reference receiver stands in for the integrator's.
     let explicit = args.url.clone().or(args.general_url.clone());
@@ -196,7 +198,7 @@ async fn execute(args: SendArgs) -> Result<i32, Failure> {
         }
     };
 
-    let config = sender_config(&args, general_url, integration_url, token.clone())?;
+    let config = sender_config(&args, general_url, integration_url, token.clone(), retry);
     let redactor = Redactor::new(token.iter());
     let shown_urls = (
         show_url(&config.general_url, &config, &redactor),
@@ -205,14 +207,18 @@ async fn execute(args: SendArgs) -> Result<i32, Failure> {
     let settings = RunSettings::new(&config, shown_urls, receiver.is_some(), seed);
 
     let handle = Sender::start(config).map_err(|error| Failure::Input(error.to_string()))?;
-    let progress = (!args.quiet).then(|| tokio::spawn(print_failures(handle.subscribe())));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let progress = (!args.quiet).then(|| tokio::spawn(print_failures(handle.subscribe(), stop_rx)));
     traffic
         .submit(&handle)
         .await
         .map_err(|error| Failure::Runtime(error.to_string()))?;
     let report = handle.finish().await;
+    // Every notice is in the channel once finish returns; let the printer
+    // drain them before the summary.
+    let _ = stop_tx.send(());
     if let Some(progress) = progress {
-        progress.abort();
+        let _ = progress.await;
     }
     if let Some(receiver) = receiver {
         receiver.stop().await;
@@ -316,16 +322,30 @@ fn count_body_events(body: &[u8], kind: WebhookKind) -> usize {
         .unwrap_or(1)
 }
 
+/// Reads and checks the retry flags before anything starts.
+fn retry_policy(args: &SendArgs) -> Result<RetryPolicy, Failure> {
+    let delays = match &args.retry_delays {
+        Some(text) => parse_delays(text).map_err(|error| Failure::Input(error.to_string()))?,
+        None => RetryPolicy::default().delays,
+    };
+    let policy = RetryPolicy {
+        delays,
+        max_attempts: args.max_attempts,
+        time_scale: args.time_scale,
+    };
+    policy
+        .validate()
+        .map_err(|error| Failure::Input(error.to_string()))?;
+    Ok(policy)
+}
+
 fn sender_config(
     args: &SendArgs,
     general_url: url::Url,
     integration_url: url::Url,
     token: Option<String>,
-) -> Result<SenderConfig, Failure> {
-    let delays = match &args.retry_delays {
-        Some(text) => parse_delays(text).map_err(|error| Failure::Input(error.to_string()))?,
-        None => RetryPolicy::default().delays,
-    };
+    retry: RetryPolicy,
+) -> SenderConfig {
     let mut config = SenderConfig::new(general_url);
     config.integration_url = integration_url;
     config.token = token;
@@ -336,17 +356,9 @@ fn sender_config(
         ..DeliveryConfig::default()
     };
     config.batch_cap = args.batch_cap as usize;
-    config.retry = RetryPolicy {
-        delays,
-        max_attempts: args.max_attempts,
-        time_scale: args.time_scale,
-    };
+    config.retry = retry;
     config.concurrency = args.concurrency as usize;
     config
-        .retry
-        .validate()
-        .map_err(|error| Failure::Input(error.to_string()))?;
-    Ok(config)
 }
 
 /// The URL as the receiver sees it, with the token replaced.
@@ -359,32 +371,44 @@ fn show_url(url: &url::Url, config: &SenderConfig, redactor: &Redactor) -> Strin
 }
 
 /// Prints one line on stderr per failed attempt, so that a long retry
-/// schedule shows what it is waiting for.
-async fn print_failures(mut notices: broadcast::Receiver<mewshook::sender::Notice>) {
+/// schedule shows what it is waiting for. After `stop_rx` fires it prints
+/// what is still buffered and returns.
+async fn print_failures(
+    mut notices: broadcast::Receiver<Notice>,
+    mut stop_rx: oneshot::Receiver<()>,
+) {
     loop {
-        match notices.recv().await {
-            Ok(notice) if !notice.outcome.is_delivered() => {
-                let next = match notice.retry_in {
-                    Some(delay) => {
-                        format!("retry in {}", humantime::format_duration(round_ms(delay)))
-                    }
-                    None => "discarded".to_string(),
-                };
-                eprintln!(
-                    "message {} ({} events) attempt {}: {}; {next}",
-                    notice.id,
-                    notice.events,
-                    notice.attempt,
-                    notice.outcome.describe()
-                );
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                eprintln!("({missed} attempt notices skipped)");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            received = notices.recv() => match received {
+                Ok(notice) => print_failure(&notice),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    eprintln!("({missed} attempt notices skipped)");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = &mut stop_rx => break,
         }
     }
+    while let Ok(notice) = notices.try_recv() {
+        print_failure(&notice);
+    }
+}
+
+fn print_failure(notice: &Notice) {
+    if notice.outcome.is_delivered() {
+        return;
+    }
+    let next = match notice.retry_in {
+        Some(delay) => format!("retry in {}", humantime::format_duration(round_ms(delay))),
+        None => "discarded".to_string(),
+    };
+    eprintln!(
+        "message {} ({} events) attempt {}: {}; {next}",
+        notice.id,
+        notice.events,
+        notice.attempt,
+        notice.outcome.describe()
+    );
 }
 
 fn round_ms(duration: Duration) -> Duration {
