@@ -112,15 +112,19 @@ pub fn render_summary(settings: &RunSettings, report: &SenderReport) -> String {
     let counts = &report.counts;
     let latency = &report.latency;
     let mut text = String::new();
-    let (general, integration) = match &report.messages {
+    // The split by kind needs the records, which a service does not keep.
+    let by_kind = match &report.messages {
         Some(messages) => {
             let general = messages
                 .iter()
                 .filter(|m| m.meta.kind == WebhookKind::General)
                 .count();
-            (general, messages.len() - general)
+            format!(
+                " ({general} general, {} integration)",
+                messages.len() - general
+            )
         }
-        None => (0, 0),
+        None => String::new(),
     };
 
     let target = if settings.embedded_receiver {
@@ -134,11 +138,7 @@ pub fn render_summary(settings: &RunSettings, report: &SenderReport) -> String {
         )
     };
     let _ = writeln!(text, "target     {target}");
-    let _ = writeln!(
-        text,
-        "messages   {} ({general} general, {integration} integration)",
-        counts.messages_accepted
-    );
+    let _ = writeln!(text, "messages   {}{by_kind}", counts.messages_accepted);
     let _ = writeln!(text, "events     {}", counts.events_accepted);
     let _ = writeln!(text, "attempts   {}", counts.attempts);
     let _ = writeln!(

@@ -1,5 +1,7 @@
 //! One module per subcommand: its arguments and the glue to the library.
 
 pub mod common;
+pub mod engine;
 pub mod receive;
 pub mod send;
+pub mod serve;
