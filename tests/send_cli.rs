@@ -356,3 +356,52 @@ async fn seed_reproduces_general_bodies() {
     }
     assert_eq!(bodies[0], bodies[1]);
 }
+
+#[tokio::test]
+async fn token_file_wins_over_environment() {
+    let server = server_answering(202).await;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("token.txt");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args(["send", "--url", &server.uri(), "--count", "1"])
+        .args(["--token-file", path.to_str().unwrap()])
+        .env("MEWSHOOK_TOKEN", "from-environment")
+        .output()
+        .await
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let received = server.received_requests().await.unwrap();
+    let token = received[0]
+        .url
+        .query_pairs()
+        .find(|(name, _)| name == "Token")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(token, TOKEN);
+}
+
+#[tokio::test]
+async fn token_read_from_environment() {
+    let server = server_answering(202).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args(["send", "--url", &server.uri(), "--count", "1"])
+        .env("MEWSHOOK_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_token_absent(&output);
+    let received = server.received_requests().await.unwrap();
+    let token = received[0]
+        .url
+        .query_pairs()
+        .find(|(name, _)| name == "Token")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(token, TOKEN);
+}

@@ -11,10 +11,6 @@ use mewshook::receiver::{REDIRECT_STATUSES, ReceiverConfig, RunningReceiver};
 
 use super::common::{parse_duration, resolve_token};
 
-/// The environment variable read for the token when neither --token nor
-/// --token-file is given.
-const TOKEN_VARIABLE: &str = "MEWSHOOK_TOKEN";
-
 /// Arguments of `mewshook receive`.
 #[derive(Args)]
 #[command(after_help = "\
@@ -127,11 +123,7 @@ fn parse_redirect(text: &str) -> Result<u16, String> {
 
 impl ReceiveArgs {
     fn to_config(&self) -> Result<ReceiverConfig, String> {
-        let token = match (&self.token, &self.token_file) {
-            (None, None) => token_from_env()?,
-            (token, _) => token.clone(),
-        };
-        let token = resolve_token(token, self.token_file.as_deref())?;
+        let token = resolve_token(self.token.clone(), self.token_file.as_deref())?;
         if self.token_param.is_empty() {
             return Err("--token-param is empty; give a parameter name such as Token".to_string());
         }
@@ -149,17 +141,6 @@ impl ReceiveArgs {
             keep_requests: false,
             ..ReceiverConfig::default()
         })
-    }
-}
-
-/// Reads the token from `MEWSHOOK_TOKEN`, if set.
-fn token_from_env() -> Result<Option<String>, String> {
-    match std::env::var(TOKEN_VARIABLE) {
-        Ok(token) => Ok(Some(token)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
-            "{TOKEN_VARIABLE} is not valid UTF-8; set it to the token as text or use --token-file"
-        )),
     }
 }
 
