@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::payload::{Event, IntegrationKey, IntegrationWebhook, WebhookKind};
 use crate::sender::{SenderConfig, SenderHandle, SenderReport, Stopped};
 
-/// What one `send` run delivers, in submission order.
+/// The messages of one `send` run, in submission order.
 #[derive(Debug, Clone, Default)]
 pub struct Traffic {
     /// General events, batched by the engine.
@@ -35,7 +35,7 @@ impl Traffic {
         Ok(())
     }
 
-    /// Whether there is nothing to send.
+    /// Returns whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.actions.is_empty() && self.raw.is_empty()
     }
@@ -45,9 +45,9 @@ impl Traffic {
 /// token placeholder, never the token.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSettings {
-    /// Where General Webhooks went, token redacted.
+    /// The General Webhook URL, token redacted.
     pub general_url: String,
-    /// Where Integration Webhooks went, token redacted.
+    /// The Integration Webhook URL, token redacted.
     pub integration_url: String,
     /// Whether the target was the embedded reference receiver.
     pub embedded_receiver: bool,

@@ -38,9 +38,10 @@ use crate::secret::Redactor;
 /// Everything the engine needs to run.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// Where General Webhooks go.
+    /// The URL General Webhooks are sent to.
     pub general_url: Url,
-    /// Where Integration Webhooks go; Mews allows a different URL per kind.
+    /// The URL Integration Webhooks are sent to; Mews allows a separate URL
+    /// per kind.
     pub integration_url: Url,
     /// The secret appended to both URLs, if any.
     pub token: Option<String>,
@@ -105,7 +106,7 @@ pub enum ConfigError {
     Client(String),
 }
 
-/// What the engine reports about each attempt, for live output.
+/// A report of one attempt, published for live output.
 #[derive(Debug, Clone)]
 pub struct Notice {
     /// The message.
@@ -302,7 +303,7 @@ impl Sender {
 }
 
 impl SenderHandle {
-    /// A cloneable submitter for this engine.
+    /// Returns a cloneable submitter for this engine.
     pub fn submitter(&self) -> Submitter {
         self.submitter.clone()
     }
@@ -547,7 +548,7 @@ impl Batching {
     }
 }
 
-/// The dispatcher stage: runs attempts, at most `concurrency` at once.
+/// Runs the dispatcher stage: attempts, at most `concurrency` at once.
 async fn dispatch(
     mut dispatch_rx: mpsc::UnboundedReceiver<Job>,
     client: Client,
@@ -591,7 +592,7 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) -> Option<(Dur
     };
 
     // The notice and the pending count are published under the ledger
-    // lock, so that whoever sees the count reach zero has every notice.
+    // lock, so a task that observes zero pending has every notice.
     let state = {
         let mut ledger = shared.ledger();
         ledger.record_attempt(

@@ -77,7 +77,7 @@ struct ServiceState {
     skip_lag_rx: watch::Receiver<bool>,
 }
 
-/// What a submission queues: events of one key, or one action.
+/// A queued submission: events of one key, or Integration actions.
 enum Submission {
     Events(IntegrationKey, Vec<Event>),
     Actions(Vec<IntegrationWebhook>),
@@ -104,7 +104,7 @@ impl Service {
         }
     }
 
-    /// The intake's routes.
+    /// Builds the intake's router.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/general", post(post_general))

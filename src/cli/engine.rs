@@ -89,13 +89,14 @@ pub struct EngineArgs {
     pub concurrency: u32,
 }
 
-/// Where messages go, and the embedded receiver when it is the target.
+/// The resolved target: URLs, token, and the embedded receiver if it
+/// is the target.
 pub struct Target {
     /// The embedded reference receiver, when no URL was given.
     pub receiver: Option<RunningReceiver>,
-    /// Where General Webhooks go.
+    /// The URL General Webhooks are sent to.
     pub general_url: url::Url,
-    /// Where Integration Webhooks go.
+    /// The URL Integration Webhooks are sent to.
     pub integration_url: url::Url,
     /// The token to send: the one given, or one made up for the embedded
     /// receiver so that the token path is exercised too.
@@ -179,7 +180,7 @@ impl EngineArgs {
     }
 }
 
-/// The URL as the receiver sees it, with the token replaced.
+/// Returns the URL the receiver gets, with the token replaced.
 pub fn show_url(url: &url::Url, config: &SenderConfig) -> String {
     let Some(token) = &config.token else {
         return url.to_string();
