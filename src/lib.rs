@@ -41,3 +41,4 @@ pub mod scenario;
 pub mod secret;
 pub mod send;
 pub mod sender;
+pub mod service;

@@ -1,6 +1,8 @@
 //! One module per subcommand: its arguments and the glue to the library.
 
 pub mod common;
+pub mod engine;
 pub mod receive;
 pub mod run;
 pub mod send;
+pub mod serve;
