@@ -60,14 +60,14 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
             if let Some(set) = &expect.status
                 && !set.contains(*status)
             {
-                problems.push(format!("answered {status}; expected {wanted}"));
+                problems.push(format!("expected {wanted}, but answered {status}"));
             }
         }
         (Outcome::Delivered { status }, ExpectedOutcome::Rejected) => {
-            problems.push(format!("accepted with {status}; expected {wanted}"));
+            problems.push(format!("expected {wanted}, but accepted with {status}"));
         }
         (outcome, _) => {
-            problems.push(format!("{}; expected {wanted}", outcome.describe()));
+            problems.push(format!("expected {wanted}, but {}", outcome.describe()));
         }
     }
 
@@ -78,7 +78,7 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
             .map(|hop| format!("{} to {}", hop.status, hop.location))
             .collect();
         problems.push(format!(
-            "redirected ({}); expected an answer without a redirect",
+            "expected an answer without a redirect, but redirected {}",
             chain.join(", then ")
         ));
     }
@@ -178,7 +178,7 @@ fn describe_limit(limit: LatencyLimit, deadline: Duration) -> String {
     let resolved = format_duration(limit.resolve(deadline));
     match limit {
         LatencyLimit::Absolute(_) => resolved,
-        LatencyLimit::DeadlineShare(share) if share == 100.0 => {
+        LatencyLimit::DeadlineShare(100.0) => {
             format!("the {resolved} deadline")
         }
         LatencyLimit::DeadlineShare(share) => format!(
@@ -271,7 +271,9 @@ mod tests {
         ];
         assert_eq!(
             judge(accepted(), &attempts),
-            vec!["rejected with 400; expected 2xx (send 2 of 2: 1 General event, PaymentUpdated)"]
+            vec![
+                "expected 2xx, but rejected with 400 (send 2 of 2: 1 General event, PaymentUpdated)"
+            ]
         );
     }
 
@@ -283,7 +285,7 @@ mod tests {
         assert_eq!(
             judge(accepted(), &attempts),
             vec![
-                "rejected with 503; expected 2xx (4 of 4 sends; first: send 1, 1 General event, PaymentUpdated)"
+                "expected 2xx, but rejected with 503 (4 of 4 sends; first: send 1, 1 General event, PaymentUpdated)"
             ]
         );
     }
@@ -294,7 +296,7 @@ mod tests {
         let findings = judge(rejected_with(&[401, 403]), &attempts);
         assert_eq!(findings.len(), 1);
         assert!(
-            findings[0].starts_with("accepted with 200; expected 401 or 403"),
+            findings[0].starts_with("expected 401 or 403, but accepted with 200"),
             "{findings:?}"
         );
     }
@@ -304,7 +306,7 @@ mod tests {
         let attempts = [attempt(1, Outcome::Rejected { status: 400 }, 3)];
         let findings = judge(rejected_with(&[401, 403]), &attempts);
         assert!(
-            findings[0].starts_with("answered 400; expected 401 or 403"),
+            findings[0].starts_with("expected 401 or 403, but answered 400"),
             "{findings:?}"
         );
         let attempts = [attempt(1, Outcome::Rejected { status: 403 }, 3)];
@@ -329,8 +331,8 @@ mod tests {
                 ],
             );
             assert_eq!(findings.len(), 2, "{findings:?}");
-            assert!(findings[0].starts_with("timed out waiting for the response headers"));
-            assert!(findings[1].starts_with("connection reset: closed"));
+            assert!(findings[0].contains(", but timed out waiting for the response headers"));
+            assert!(findings[1].contains(", but connection reset: closed"));
         }
     }
 
@@ -343,7 +345,7 @@ mod tests {
         let findings = judge(accepted(), &[attempt(1, outcome, 2)]);
         assert!(
             findings[0].starts_with(
-                "redirect 302 not followed: 302 would turn the POST into a GET; expected 2xx"
+                "expected 2xx, but redirect 302 not followed: 302 would turn the POST into a GET"
             ),
             "{findings:?}"
         );
@@ -364,7 +366,7 @@ mod tests {
         };
         let findings = judge(expect, &[followed]);
         assert!(
-            findings[0].starts_with("redirected (307 to http://127.0.0.1:9/redirected)"),
+            findings[0].starts_with("expected an answer without a redirect, but redirected 307 to http://127.0.0.1:9/redirected"),
             "{findings:?}"
         );
     }

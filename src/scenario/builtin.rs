@@ -142,3 +142,50 @@ pub fn load_builtin() -> LoadOutcome {
 pub fn default_folder() -> PathBuf {
     PathBuf::from(BUILTIN_ROOT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_on_disk(folder: &Path, root: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_on_disk(&path, root, found);
+            } else {
+                let relative = path.strip_prefix(root).unwrap();
+                found.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_list_matches_folder() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(BUILTIN_ROOT);
+        let mut on_disk = Vec::new();
+        files_on_disk(&root.join("conformance"), &root, &mut on_disk);
+        on_disk.sort();
+        let mut built_in: Vec<String> =
+            builtin_file_names().iter().map(|s| s.to_string()).collect();
+        built_in.sort();
+        assert_eq!(
+            built_in, on_disk,
+            "add new files of scenarios/conformance/ to the lists in src/scenario/builtin.rs"
+        );
+    }
+
+    #[test]
+    fn builtin_suite_loads() {
+        let outcome = load_builtin();
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(outcome.scenarios.len(), 16);
+        assert_eq!(outcome.scenarios[0].name, "general-discriminators");
+        let bodies = outcome
+            .scenarios
+            .iter()
+            .flat_map(|scenario| &scenario.steps)
+            .filter(|step| matches!(step.source, crate::scenario::MessageSource::Body { .. }))
+            .count();
+        assert_eq!(bodies, 3);
+    }
+}

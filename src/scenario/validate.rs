@@ -444,17 +444,11 @@ impl<'a> Checker<'a> {
             if allow_unknown || is_known_action(name) {
                 continue;
             }
-            let hint = suggest(name, &ACTIONS)
-                .map(|word| format!("did you mean \"{word}\"? "))
-                .unwrap_or_default();
+            let lead = format!("unknown action \"{name}\"");
             self.error(
                 action.span(),
                 ScenarioErrorKind::UnknownAction,
-                format!(
-                    "unknown action \"{name}\"; {hint}the known actions are {}; \
-                     set allow_unknown = true in this step to send it on purpose",
-                    ACTIONS.join(", ")
-                ),
+                unknown_word_message(&lead, name, &ACTIONS, "actions"),
             );
         }
         Some(MessageSource::Actions(
@@ -471,17 +465,11 @@ impl<'a> Checker<'a> {
         if allow_unknown || is_known_discriminator(text) {
             return;
         }
-        let hint = suggest(text, &DISCRIMINATORS)
-            .map(|word| format!("did you mean \"{word}\"? "))
-            .unwrap_or_default();
+        let lead = format!("unknown discriminator \"{text}\"");
         self.error(
             name.span(),
             ScenarioErrorKind::UnknownDiscriminator,
-            format!(
-                "unknown discriminator \"{text}\"; {hint}the known ones are {}; \
-                 set allow_unknown = true in this step to send it on purpose",
-                DISCRIMINATORS.join(", ")
-            ),
+            unknown_word_message(&lead, text, &DISCRIMINATORS, "discriminators"),
         );
     }
 
@@ -740,6 +728,20 @@ impl<'a> Checker<'a> {
                 default
             }
         }
+    }
+}
+
+/// Words an unknown discriminator or action: the nearest documented one,
+/// the full list, and how to send it on purpose.
+fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> String {
+    let tail = format!(
+        "known {noun} are {}. Set allow_unknown = true in this step to send an unknown one \
+         on purpose",
+        known.join(", ")
+    );
+    match suggest(word, known) {
+        Some(nearest) => format!("{lead}; did you mean \"{nearest}\"? The {tail}"),
+        None => format!("{lead}; the {tail}"),
     }
 }
 
