@@ -181,7 +181,7 @@ async fn each_check_catches_its_fault() {
 
 #[tokio::test]
 async fn headroom_warns_for_slow_receiver() {
-    // A 100 ms deadline keeps the test short: the fixture answers in about
+    // A 100 ms deadline keeps the test short: the fixture responds in about
     // 60 ms, inside the deadline but above half of it.
     let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(60))).await;
     let options = RunOptions {

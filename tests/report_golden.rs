@@ -12,7 +12,7 @@ use mewshook::conformance::{
     AttemptReport, CheckReport, CheckStatus, Finding, LatencyStats, StatusCounts, StepReport,
     SuiteReport, TargetSummary,
 };
-use mewshook::delivery::{Outcome, RedirectHop};
+use mewshook::delivery::{ConnectionErrorKind, Outcome, RedirectHop};
 use mewshook::payload::WebhookKind;
 use mewshook::report::{json, junit, terminal};
 use mewshook::scenario::{Severity, TokenMode};
@@ -67,8 +67,8 @@ fn check(name: &str, status: CheckStatus, millis: u64) -> CheckReport {
     }
 }
 
-/// One check of each status, with redirects, a rejection and a slow
-/// percentile.
+/// Builds a report with one check of each status, with redirects, a
+/// rejection and a slow percentile.
 fn report() -> SuiteReport {
     let mut passed = check("general-discriminators", CheckStatus::Pass, 4);
     let mut redirected = attempt(
@@ -106,6 +106,21 @@ fn report() -> SuiteReport {
     failed
         .steps
         .push(step("General Webhook without a token", vec![accepted]));
+    let mut reset = attempt(
+        1,
+        Outcome::ConnectionFailed {
+            kind: ConnectionErrorKind::Reset,
+            detail: "connection closed before message completed".to_string(),
+        },
+        1,
+        "Integration action IntegrationEnabled",
+    );
+    reset.kind = WebhookKind::Integration;
+    reset.token = TokenMode::Missing;
+    reset.headers_after = None;
+    failed
+        .steps
+        .push(step("Integration Webhook without a token", vec![reset]));
     failed.findings = vec![
         Finding {
             step: "General Webhook without a token".to_string(),
@@ -116,7 +131,8 @@ fn report() -> SuiteReport {
         Finding {
             step: "Integration Webhook without a token".to_string(),
             severity: Severity::Fail,
-            message: "expected 401 or 403, but accepted with 202 (send 1 of 1: Integration action IntegrationEnabled)"
+            message: "expected 401 or 403, but connection reset: connection closed before message \
+                      completed (send 1 of 1: Integration action IntegrationEnabled)"
                 .to_string(),
         },
     ];
@@ -181,6 +197,16 @@ fn json_report_has_schema_and_counts() {
         value["checks"][0]["steps"][0]["attempts"][1]["redirects"][0]["status"],
         307
     );
+}
+
+#[test]
+fn json_attempt_keeps_webhook_and_failure_kind_apart() {
+    let value: serde_json::Value = serde_json::from_str(&json::render(&report()).unwrap()).unwrap();
+    let attempt = &value["checks"][1]["steps"][1]["attempts"][0];
+    assert_eq!(attempt["webhook"], "integration");
+    assert_eq!(attempt["outcome"], "connection_failed");
+    assert_eq!(attempt["kind"], "reset");
+    assert!(attempt["headers_after_ms"].is_null());
 }
 
 #[test]

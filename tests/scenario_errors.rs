@@ -32,8 +32,8 @@ fn write(folder: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// Each mistake: file name, contents, and the expected `line:column:
-/// message` start after the path.
+/// Lists each kind of mistake: file name, contents, and the start of the
+/// expected `line:column: message` after the path.
 fn mistakes() -> Vec<(&'static str, String, &'static str)> {
     vec![
         (
@@ -218,4 +218,24 @@ fn missing_path_and_empty_folder_are_invalid() {
         stderr.contains("contains no *.toml scenario files"),
         "{stderr}"
     );
+}
+
+#[test]
+fn documented_examples_parse() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenarios.md");
+    let text = std::fs::read_to_string(&docs).unwrap();
+    let blocks: Vec<&str> = text
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .collect();
+    assert!(blocks.len() >= 5, "{} examples found", blocks.len());
+
+    // Examples that send a body file get a stand-in body.
+    let read_body = |_: &Path| Ok(b"{}".to_vec());
+    for block in blocks {
+        let parsed =
+            mewshook::scenario::parse_scenario(Path::new("example.toml"), block, &read_body);
+        assert!(parsed.is_ok(), "{:?} in:\n{block}", parsed.err());
+    }
 }

@@ -255,8 +255,8 @@ fn print_now(redactor: &Redactor, text: &str) {
     let _ = stdout.flush();
 }
 
-/// Writes every requested report, trying all of them before reporting the
-/// first failure.
+/// Writes every requested report, trying all of them before reporting
+/// the failures together.
 fn write_reports(
     reports: &[ReportRequest],
     report: &SuiteReport,

@@ -6,8 +6,8 @@
 pub enum NameFilter {
     /// Matches names that contain the text.
     Substring(String),
-    /// Matches whole names: `*` stands for any run of characters, `?` for
-    /// one character.
+    /// Matches whole names: `*` matches any run of characters, `?` one
+    /// character.
     Glob(String),
 }
 
@@ -21,7 +21,7 @@ impl NameFilter {
         }
     }
 
-    /// Whether `name` matches.
+    /// Returns whether `name` matches.
     pub fn matches(&self, name: &str) -> bool {
         match self {
             NameFilter::Substring(text) => name.contains(text.as_str()),
@@ -34,14 +34,14 @@ impl NameFilter {
     }
 }
 
-/// Whether `filters` select `name`: any filter matching is enough, and no
-/// filters select everything.
+/// Returns whether `filters` select `name`: any filter matching is
+/// enough, and no filters select everything.
 pub fn selects(filters: &[NameFilter], name: &str) -> bool {
     filters.is_empty() || filters.iter().any(|filter| filter.matches(name))
 }
 
-/// Matches with backtracking to the last `*`, which takes time linear in
-/// the name for each star instead of exponential.
+/// Matches by backtracking to the last `*` only, which bounds the time by
+/// the name length times the pattern length, never exponential.
 fn glob_matches(pattern: &[char], name: &[char]) -> bool {
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

@@ -41,7 +41,7 @@ pub(super) fn judge_step(
         .map(|(problem, list)| finding(with_where(&problem, &list, total)))
         .collect();
 
-    if let Some(message) = slow_answers(expect, attempts, deadline) {
+    if let Some(message) = slow_responses(expect, attempts, deadline) {
         findings.push(finding(message));
     }
     if let Some(message) = slow_percentile(expect, attempts, deadline) {
@@ -50,7 +50,7 @@ pub(super) fn judge_step(
     findings
 }
 
-/// What is wrong with one attempt, apart from its latency.
+/// Lists the problems of one attempt, apart from its latency.
 fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String> {
     let mut problems = Vec::new();
     let wanted = expected_words(expect);
@@ -60,7 +60,7 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
             if let Some(set) = &expect.status
                 && !set.contains(*status)
             {
-                problems.push(format!("expected {wanted}, but answered {status}"));
+                problems.push(format!("expected {wanted}, but responded with {status}"));
             }
         }
         (Outcome::Delivered { status }, ExpectedOutcome::Rejected) => {
@@ -78,14 +78,14 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
             .map(|hop| format!("{} to {}", hop.status, hop.location))
             .collect();
         problems.push(format!(
-            "expected an answer without a redirect, but redirected {}",
+            "expected a response without a redirect, but redirected {}",
             chain.join(", then ")
         ));
     }
     problems
 }
 
-/// The expected answer in words: `2xx`, `401 or 403`, `a 4xx or 5xx
+/// Describes the expected response: `2xx`, `401 or 403`, `a 4xx or 5xx
 /// rejection`.
 fn expected_words(expect: &Expectation) -> String {
     match (&expect.status, expect.outcome) {
@@ -120,9 +120,9 @@ fn with_where(problem: &str, attempts: &[&AttemptReport], total: usize) -> Strin
     }
 }
 
-/// A finding when answers that arrived took longer than `max_latency`.
-/// Attempts without an answer are already findings of their own.
-fn slow_answers(
+/// Reports responses that took longer than `max_latency`. Attempts without
+/// a response are already findings of their own.
+fn slow_responses(
     expect: &Expectation,
     attempts: &[AttemptReport],
     deadline: Duration,
@@ -134,7 +134,7 @@ fn slow_answers(
         .collect();
     let slowest = slow.iter().map(|attempt| attempt.latency).max()?;
     Some(format!(
-        "{} of {} answers took longer than {} (slowest {})",
+        "{} of {} responses took longer than {} (slowest {})",
         slow.len(),
         attempts.len(),
         describe_limit(expect.max_latency, deadline),
@@ -142,7 +142,7 @@ fn slow_answers(
     ))
 }
 
-/// A finding when the step's latency percentile is over its limit.
+/// Reports a latency percentile of the step that is over its limit.
 fn slow_percentile(
     expect: &Expectation,
     attempts: &[AttemptReport],
@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn accepted_answer_passes() {
+    fn accepted_response_passes() {
         let attempts = [attempt(1, Outcome::Delivered { status: 202 }, 3)];
         assert!(judge(accepted(), &attempts).is_empty());
     }
@@ -306,7 +306,7 @@ mod tests {
         let attempts = [attempt(1, Outcome::Rejected { status: 400 }, 3)];
         let findings = judge(rejected_with(&[401, 403]), &attempts);
         assert!(
-            findings[0].starts_with("expected 401 or 403, but answered 400"),
+            findings[0].starts_with("expected 401 or 403, but responded with 400"),
             "{findings:?}"
         );
         let attempts = [attempt(1, Outcome::Rejected { status: 403 }, 3)];
@@ -366,13 +366,13 @@ mod tests {
         };
         let findings = judge(expect, &[followed]);
         assert!(
-            findings[0].starts_with("expected an answer without a redirect, but redirected 307 to http://127.0.0.1:9/redirected"),
+            findings[0].starts_with("expected a response without a redirect, but redirected 307 to http://127.0.0.1:9/redirected"),
             "{findings:?}"
         );
     }
 
     #[test]
-    fn slow_answers_are_counted() {
+    fn slow_responses_are_counted() {
         let expect = Expectation {
             max_latency: LatencyLimit::Absolute(Duration::from_millis(100)),
             ..accepted()
@@ -384,7 +384,7 @@ mod tests {
         ];
         assert_eq!(
             judge(expect, &attempts),
-            vec!["2 of 3 answers took longer than 100 ms (slowest 150 ms)"]
+            vec!["2 of 3 responses took longer than 100 ms (slowest 150 ms)"]
         );
     }
 
@@ -404,7 +404,7 @@ mod tests {
         attempts.push(attempt(20, Outcome::Delivered { status: 202 }, 3000));
         assert!(
             judge(expect.clone(), &attempts).is_empty(),
-            "one slow answer of 20 is p100, not p95"
+            "one slow response of 20 is p100, not p95"
         );
 
         attempts[0].latency = Duration::from_millis(2600);

@@ -18,7 +18,7 @@ use crate::scenario::{MessageSource, Order, Step};
 pub(super) struct Message {
     /// Its number in build order, from 1.
     pub number: usize,
-    /// Which URL it goes to.
+    /// The kind, which selects the URL it goes to.
     pub kind: WebhookKind,
     /// The exact bytes; every copy sends these.
     pub body: Bytes,
@@ -35,7 +35,7 @@ pub(super) struct Send {
     pub copy: usize,
 }
 
-/// The enterprise integrations a run's generated events belong to.
+/// Returns the enterprise integrations a run's generated events belong to.
 ///
 /// Keys come from the run's seed, while ids and mixes come from each
 /// step's own seed. Every check therefore talks about the same

@@ -1,7 +1,7 @@
 //! The receiver conformance runner: plays each scenario against a target
-//! and judges every answer.
+//! and judges every response.
 //!
-//! A conformance check judges the receiver's answer to each attempt, so the
+//! A conformance check judges the receiver's response to each attempt, so the
 //! runner makes single attempts with [`Client::attempt`] and never retries:
 //! a retry would hide exactly the failures the checks look for. Bodies come
 //! from the generator and the batcher, as `send` builds them. Checks run one
@@ -46,7 +46,7 @@ pub const WRONG_TOKEN: &str = "mewshook-wrong-token";
 /// token with characters that are reserved in a query string.
 pub const RESERVED_TOKEN_CHARACTERS: &str = "+/=&%";
 
-/// Where checks send their messages, and the receiver's token.
+/// The receiver that checks send their messages to, and its token.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The General Webhook URL, without the token.
@@ -63,7 +63,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// A token that differs from the receiver's.
+    /// Returns a token that differs from the receiver's.
     pub fn wrong_token(&self) -> String {
         let mut wrong = WRONG_TOKEN.to_string();
         while self.token.as_deref() == Some(wrong.as_str()) {
@@ -135,13 +135,13 @@ impl Runner {
         })
     }
 
-    /// The redactor that hides the token; callers pass their own output
-    /// through it as well.
+    /// Returns the redactor that hides the token; callers pass their own
+    /// output through it as well.
     pub fn redactor(&self) -> &Redactor {
         self.client.redactor()
     }
 
-    /// The target as reports show it.
+    /// Describes the target as reports show it, token redacted.
     pub fn target_summary(&self) -> TargetSummary {
         let show = |url: &Url| {
             let full = match &self.target.token {
@@ -226,7 +226,8 @@ impl Runner {
         report
     }
 
-    /// Why `scenario` cannot run against this target, if it cannot.
+    /// Returns the reason `scenario` cannot run against this target, if it
+    /// cannot.
     fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
         if !scenario.needs_token() {
             return None;
@@ -314,8 +315,8 @@ impl Runner {
         }
     }
 
-    /// The URL a step sends messages of `kind` to, with the token the step
-    /// asks for.
+    /// Builds the URL a step sends messages of `kind` to, with the token the
+    /// step requests.
     fn step_url(&self, step: &Step, kind: WebhookKind) -> Url {
         let base = match kind {
             WebhookKind::General => &self.target.general_url,
@@ -333,7 +334,7 @@ impl Runner {
     }
 }
 
-/// The status a check's findings give it.
+/// Derives a check's status from its findings.
 fn status_of(findings: &[Finding]) -> CheckStatus {
     match findings.iter().map(|finding| finding.severity).max() {
         None => CheckStatus::Pass,

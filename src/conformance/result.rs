@@ -1,4 +1,4 @@
-//! What a run records: every check, step and attempt, serialized as the
+//! The record of a run: every check, step and attempt, serialized as the
 //! JSON report and rendered by [`crate::report`].
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::delivery::{Outcome, RedirectHop, duration_ms, duration_ms_option};
 use crate::payload::WebhookKind;
 use crate::scenario::{Severity, TokenMode};
 
-/// How a check ended.
+/// The result of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
@@ -20,12 +20,12 @@ pub enum CheckStatus {
     Fail,
     /// Only expectations of severity `warn` were missed.
     Warn,
-    /// The check did not run; `skip_reason` says why.
+    /// The check did not run; `skip_reason` gives the reason.
     Skip,
 }
 
 impl CheckStatus {
-    /// The upper-case word printed at the start of a check's line.
+    /// Returns the upper-case word printed at the start of a check's line.
     pub fn label(self) -> &'static str {
         match self {
             CheckStatus::Pass => "PASS",
@@ -39,7 +39,7 @@ impl CheckStatus {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteReport {
-    /// Where the messages went.
+    /// The receiver the messages were sent to.
     pub target: TargetSummary,
     /// The attempt deadline.
     #[serde(rename = "deadline_ms", with = "duration_ms")]
@@ -58,7 +58,8 @@ pub struct SuiteReport {
 }
 
 impl SuiteReport {
-    /// Whether the run passes: no check failed. Warnings and skips pass.
+    /// Returns whether the run passes: no check failed. Warnings and skips
+    /// pass.
     pub fn passed(&self) -> bool {
         self.summary.failed == 0
     }
@@ -67,9 +68,9 @@ impl SuiteReport {
 /// The target as reports show it, with the token replaced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSummary {
-    /// The General Webhook URL as the receiver sees it, token redacted.
+    /// The General Webhook URL as the receiver receives it, token redacted.
     pub general_url: String,
-    /// The Integration Webhook URL as the receiver sees it, token
+    /// The Integration Webhook URL as the receiver receives it, token
     /// redacted.
     pub integration_url: String,
     /// Whether the target is the reference receiver started by mewshook.
@@ -123,12 +124,12 @@ pub struct CheckReport {
     pub file: String,
     /// The highest severity of the check's expectations.
     pub severity: Severity,
-    /// How it ended.
+    /// The result.
     pub status: CheckStatus,
     /// Wall time of the check.
     #[serde(rename = "elapsed_ms", with = "duration_ms")]
     pub elapsed: Duration,
-    /// Why the check was skipped.
+    /// The reason the check was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
     /// Every missed expectation.
@@ -146,7 +147,7 @@ pub struct Finding {
     pub step: String,
     /// Whether it fails the check or warns.
     pub severity: Severity,
-    /// What was expected and what happened.
+    /// The expectation and what happened instead.
     pub message: String,
 }
 
@@ -169,20 +170,23 @@ pub struct StepReport {
 pub struct AttemptReport {
     /// The attempt's place in the step's send order, from 1.
     pub send: usize,
-    /// Which message it carried, from 1, in the order messages were built.
+    /// The number of the message it carried, from 1, in the order messages
+    /// were built.
     pub message: usize,
-    /// Which copy of the message, from 1; above 1 only with `repeat`.
+    /// The copy number of the message, from 1; above 1 only with `repeat`.
     pub copy: usize,
-    /// General or Integration.
+    /// General or Integration. Serialized as `webhook`, because a failed
+    /// connection's outcome has a `kind` field of its own.
+    #[serde(rename = "webhook")]
     pub kind: WebhookKind,
     /// A short description of the message, for example
     /// `1 General event, PaymentUpdated`.
     pub label: String,
     /// General events carried; 1 for an Integration Webhook.
     pub events: usize,
-    /// Which token the attempt sent.
+    /// The token the attempt sent.
     pub token: TokenMode,
-    /// How it ended, with the status when a response arrived.
+    /// The outcome, with the status when a response arrived.
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Time from the start of the attempt to its end.
@@ -228,8 +232,8 @@ impl LatencyStats {
     }
 }
 
-/// The nearest-rank percentile of sorted values: the smallest value with
-/// at least `percentile` percent of the values at or below it.
+/// Returns the nearest-rank percentile of sorted values: the smallest
+/// value with at least `percentile` percent of the values at or below it.
 pub fn percentile(sorted: &[Duration], percentile: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;

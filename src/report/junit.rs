@@ -4,7 +4,7 @@
 //! `<failure>` whose message is its first finding and whose text lists all
 //! findings and the fix. A skipped check is `<skipped>` with the reason.
 //! JUnit has no warning status, so a check that passed with a warning is a
-//! success whose `<system-out>` holds the warnings.
+//! success whose `<system-out>` contains the warnings.
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 

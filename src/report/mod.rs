@@ -3,7 +3,7 @@
 //!
 //! Renderers are pure functions of the report, so that tests can feed them
 //! a report with fixed timings and compare the output with golden files.
-//! They print URLs as the report holds them, with the token already
+//! They print URLs as the report contains them, with the token already
 //! replaced; callers still pass the final text through the run's
 //! [`Redactor`](crate::secret::Redactor) before it leaves the process.
 
@@ -19,7 +19,7 @@ use std::str::FromStr;
 pub struct ReportRequest {
     /// The format.
     pub kind: ReportKind,
-    /// Where to write it.
+    /// The file to write.
     pub path: PathBuf,
 }
 

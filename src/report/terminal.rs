@@ -17,7 +17,7 @@ const DETAIL_INDENT: &str = "      ";
 /// The width fix texts are wrapped to, indent included.
 const WRAP_WIDTH: usize = 80;
 
-/// The line printed before the first check.
+/// Renders the line printed before the first check.
 pub fn header(target: &TargetSummary, checks: usize, deadline: Duration) -> String {
     let noun = if checks == 1 { "check" } else { "checks" };
     let destination = if target.embedded_receiver {
@@ -36,8 +36,8 @@ pub fn header(target: &TargetSummary, checks: usize, deadline: Duration) -> Stri
     )
 }
 
-/// The block printed when a check finishes. `name_width` aligns the time
-/// column across checks.
+/// Renders the block printed when a check finishes. `name_width` aligns
+/// the time column across checks.
 pub fn check_block(check: &CheckReport, name_width: usize) -> String {
     let mut text = String::new();
     let label = check.status.label();
@@ -64,7 +64,7 @@ pub fn check_block(check: &CheckReport, name_width: usize) -> String {
     text
 }
 
-/// The closing line with the counts and the wall time.
+/// Renders the closing line with the counts and the wall time.
 pub fn summary_line(report: &SuiteReport) -> String {
     let counts = report.summary;
     let noun = if counts.checks == 1 {
@@ -83,7 +83,8 @@ pub fn summary_line(report: &SuiteReport) -> String {
     )
 }
 
-/// The whole output of a run, as printed piece by piece while it runs.
+/// Renders the whole output of a run, as printed piece by piece while it
+/// runs.
 pub fn render(report: &SuiteReport) -> String {
     let width = name_width(report.checks.iter().map(|check| check.name.as_str()));
     let mut text = header(&report.target, report.checks.len(), report.deadline);
@@ -94,12 +95,12 @@ pub fn render(report: &SuiteReport) -> String {
     text
 }
 
-/// The width of the longest name.
+/// Returns the width of the longest name.
 pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names.map(|name| name.chars().count()).max().unwrap_or(0)
 }
 
-/// The `--list` output: name, severity and summary of each check.
+/// Renders the `--list` output: name, severity and summary of each check.
 pub fn list(scenarios: &[Scenario]) -> String {
     let width = name_width(scenarios.iter().map(|scenario| scenario.name.as_str()));
     let mut text = String::new();

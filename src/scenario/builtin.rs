@@ -98,7 +98,7 @@ const BODIES: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// The built-in scenario files, in suite order.
+/// Returns the built-in scenario files, in suite order.
 pub fn builtin_sources() -> Vec<SourceFile> {
     SCENARIOS
         .iter()
@@ -109,8 +109,8 @@ pub fn builtin_sources() -> Vec<SourceFile> {
         .collect()
 }
 
-/// The relative paths of the built-in files, scenarios and bodies, for the
-/// test that keeps this list in step with the folder.
+/// Returns the relative paths of the built-in files, scenarios and bodies,
+/// for the test that keeps this list in step with the folder.
 pub fn builtin_file_names() -> Vec<&'static str> {
     SCENARIOS
         .iter()
@@ -138,7 +138,7 @@ pub fn load_builtin() -> LoadOutcome {
     load_sources(builtin_sources(), &read_builtin_body)
 }
 
-/// The folder `mewshook run` reads when no path is given.
+/// Returns the folder `mewshook run` reads when no path is given.
 pub fn default_folder() -> PathBuf {
     PathBuf::from(BUILTIN_ROOT)
 }

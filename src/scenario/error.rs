@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::payload::suggest;
 
-/// What kind of mistake a [`ScenarioError`] reports, so that callers and
+/// The kind of mistake a [`ScenarioError`] reports, so that callers and
 /// tests can tell them apart without matching on text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScenarioErrorKind {
@@ -49,8 +49,9 @@ pub struct Position {
 }
 
 impl Position {
-    /// The position of byte `offset` in `text`. An offset past the end or
-    /// inside a character is moved back to the nearest character start.
+    /// Returns the position of byte `offset` in `text`. An offset past the
+    /// end or inside a character is moved back to the nearest character
+    /// start.
     pub fn of_offset(text: &str, offset: usize) -> Position {
         let mut offset = offset.min(text.len());
         while !text.is_char_boundary(offset) {
@@ -71,16 +72,16 @@ impl Position {
 pub struct ScenarioError {
     /// The file or path the mistake is in.
     pub file: PathBuf,
-    /// Where in the file, when the mistake has a place.
+    /// The place in the file, when the mistake has one.
     pub position: Option<Position>,
     /// The kind of mistake.
     pub kind: ScenarioErrorKind,
-    /// What is wrong and how to fix it.
+    /// The description of the mistake and how to fix it.
     pub message: String,
 }
 
 impl ScenarioError {
-    /// An error about a whole file or path.
+    /// Creates an error about a whole file or path.
     pub fn file(file: &Path, kind: ScenarioErrorKind, message: impl Into<String>) -> Self {
         ScenarioError {
             file: file.to_path_buf(),
@@ -90,7 +91,7 @@ impl ScenarioError {
         }
     }
 
-    /// An error at byte range `span` of `text`, the file's contents.
+    /// Creates an error at byte range `span` of `text`, the file's contents.
     pub fn at(
         file: &Path,
         text: &str,

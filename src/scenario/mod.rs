@@ -2,7 +2,7 @@
 //!
 //! A scenario file describes one conformance check: what Mews does, what a
 //! good receiver must do, how to fix a failure, and the steps that send
-//! messages and judge the answers. `docs/scenarios.md` is the reference of
+//! messages and judge the responses. `docs/scenarios.md` is the reference of
 //! the format. This module turns files into [`Scenario`] values that the
 //! [`conformance`](crate::conformance) runner executes:
 //!
@@ -61,14 +61,15 @@ pub struct Scenario {
     pub name: String,
     /// One line for `--list`.
     pub summary: String,
-    /// What Mews does, what a good receiver must do, and why.
+    /// The explanation: what Mews does, what a good receiver must do, and
+    /// why.
     pub description: String,
     /// How to fix a receiver that fails the check.
     pub fix: String,
     /// The severity of the check's expectations unless a step overrides
     /// it.
     pub severity: Severity,
-    /// What must be known about the target for the check to be meaningful.
+    /// The conditions the target must meet for the check to be meaningful.
     pub requires: Requirements,
     /// The steps, run in order.
     pub steps: Vec<Step>,
@@ -77,16 +78,17 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Whether the check needs the receiver's real token: it says so, or a
-    /// step sends a missing or wrong token, which only shows something
-    /// when the receiver has a token to compare with.
+    /// Returns whether the check needs the receiver's real token: its
+    /// `[requires]` table asks for one, or a step sends a missing or wrong
+    /// token, which only shows something when the receiver has a token to
+    /// compare with.
     pub fn needs_token(&self) -> bool {
         self.requires.token
             || self.requires.token_characters.is_some()
             || self.steps.iter().any(|step| step.token != TokenMode::Right)
     }
 
-    /// The highest severity any step's expectations can have, shown by
+    /// Returns the highest severity of the steps' expectations, shown by
     /// `--list`.
     pub fn worst_severity(&self) -> Severity {
         self.steps
@@ -111,7 +113,7 @@ pub struct Requirements {
 pub struct Step {
     /// A label for output; `step N` unless the file names it.
     pub name: String,
-    /// What the step sends.
+    /// The messages the step sends.
     pub source: MessageSource,
     /// How many enterprise integrations generated events are spread over.
     pub enterprises: usize,
@@ -121,7 +123,7 @@ pub struct Step {
     /// The integration of every generated or listed event, unless an event
     /// sets its own.
     pub integration_id: Option<Uuid>,
-    /// Which token the step sends.
+    /// The token the step sends.
     pub token: TokenMode,
     /// A query parameter name that replaces the run's token parameter.
     pub token_param: Option<String>,
@@ -138,11 +140,11 @@ pub struct Step {
     /// The seed of the step's generated ids and shuffle, when the file
     /// sets one. Otherwise the runner derives one from the run's seed.
     pub seed: Option<u64>,
-    /// What the answers must look like.
+    /// The expectations the responses must meet.
     pub expect: Expectation,
 }
 
-/// What a step sends.
+/// The messages a step sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageSource {
     /// General events listed one by one.
@@ -159,7 +161,7 @@ pub enum MessageSource {
         path: PathBuf,
         /// Its bytes, read when the scenario was loaded.
         bytes: Bytes,
-        /// Which URL it goes to.
+        /// The kind, which selects the URL it goes to.
         kind: WebhookKind,
     },
 }
@@ -177,7 +179,7 @@ pub struct EventSpec {
     pub integration_id: Option<Uuid>,
 }
 
-/// Which token a step sends.
+/// The token a step sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenMode {
@@ -204,13 +206,13 @@ pub enum Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpectedOutcome {
-    /// A 2xx answer, as Mews counts success.
+    /// A 2xx response, as Mews counts success.
     Accepted,
-    /// An HTTP answer outside 2xx.
+    /// An HTTP response outside 2xx.
     Rejected,
 }
 
-/// Which statuses are expected.
+/// The expected statuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusSet {
     /// Any of these codes.
@@ -220,7 +222,7 @@ pub enum StatusSet {
 }
 
 impl StatusSet {
-    /// Whether `status` is in the set.
+    /// Returns whether `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
         match self {
             StatusSet::Codes(codes) => codes.contains(&status),
@@ -255,7 +257,7 @@ pub enum LatencyLimit {
 }
 
 impl LatencyLimit {
-    /// The limit for a run whose attempt deadline is `deadline`.
+    /// Returns the limit for a run whose attempt deadline is `deadline`.
     pub fn resolve(self, deadline: Duration) -> Duration {
         match self {
             LatencyLimit::Absolute(duration) => duration,
@@ -273,18 +275,19 @@ pub struct PercentileLimit {
     pub max: LatencyLimit,
 }
 
-/// What a step's answers must look like.
+/// The expectations a step's responses must meet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     /// Accepted or rejected.
     pub outcome: ExpectedOutcome,
     /// The allowed statuses; any that fits `outcome` when `None`.
     pub status: Option<StatusSet>,
-    /// The longest any one answer may take; the deadline by default.
+    /// The maximum time any one response may take; the deadline by
+    /// default.
     pub max_latency: LatencyLimit,
-    /// Whether a 307 or 308 redirect before the answer is allowed. Other
-    /// redirects are never followed, so they fail every expectation of an
-    /// answer.
+    /// Whether a 307 or 308 redirect before the response is allowed. Other
+    /// redirects are never followed, so they fail every expectation of a
+    /// response.
     pub allow_redirects: bool,
     /// Whether a miss fails the check or only warns.
     pub severity: Severity,

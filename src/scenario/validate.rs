@@ -27,17 +27,18 @@ use crate::payload::{
     ACTIONS, DISCRIMINATORS, WebhookKind, is_known_action, is_known_discriminator, suggest,
 };
 
-/// The most events one step may generate. A step is a test, not a load
+/// The maximum number of events one step may generate. A step is a test, not a load
 /// run, and this keeps a typo such as an extra zero from exhausting memory.
 pub const MAX_STEP_EVENTS: usize = 100_000;
 
-/// The most messages one step may send, repetitions included.
+/// The maximum number of messages one step may send, repetitions included.
 pub const MAX_STEP_SENDS: usize = 10_000;
 
-/// The most messages a step may have in flight at once.
+/// The maximum number of messages a step may have in flight at once.
 pub const MAX_CONCURRENCY: usize = 1024;
 
-/// The most enterprise integrations a step may spread events over.
+/// The maximum number of enterprise integrations a step may spread events
+/// over.
 pub const MAX_ENTERPRISES: usize = 1000;
 
 /// Reads a body file; the loader passes the file system or the built-in
@@ -745,7 +746,8 @@ fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> S
     }
 }
 
-/// The most messages `source` can turn into at `batch_cap` events each.
+/// Returns the maximum number of messages `source` can turn into at
+/// `batch_cap` events each.
 fn upper_bound_messages(source: &MessageSource, batch_cap: usize) -> usize {
     match source {
         MessageSource::Events(events) => events.len(),

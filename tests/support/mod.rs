@@ -1,6 +1,6 @@
 //! Golden-file comparison shared by the report and CLI tests.
 //!
-//! A golden file holds the expected output byte for byte. To accept new
+//! A golden file contains the expected output byte for byte. To accept new
 //! output after a deliberate change, run the tests with
 //! `MEWSHOOK_BLESS=1 cargo test`, which rewrites every golden file that a
 //! test compares, and review the diff before committing it.
