@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 use mewshook::conformance::{
-    NameFilter, RunOptions, Runner, SuiteReport, Target, selects, start_embedded_receiver,
+    NameFilter, RunOptions, Runner, RunnerError, SuiteReport, Target, selects,
+    start_embedded_receiver,
 };
 use mewshook::exit;
 use mewshook::report::{ReportKind, ReportRequest, json, junit, terminal};
@@ -113,6 +114,11 @@ enum Failure {
 async fn execute(args: RunArgs) -> Result<i32, Failure> {
     let token = resolve_token(args.token.token.clone(), args.token.token_file.as_deref())
         .map_err(Failure::Input)?;
+    if args.token.token_param.is_empty() {
+        return Err(Failure::Input(
+            "--token-param is empty; give a query parameter name such as Token".to_string(),
+        ));
+    }
     if args.timeout.is_zero() {
         return Err(Failure::Input(
             "--timeout is zero; give a positive duration such as 5s".to_string(),
@@ -153,7 +159,10 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
         max_redirects: args.max_redirects,
         seed: args.seed,
     };
-    let runner = Runner::new(target, options).map_err(|error| Failure::Input(error.to_string()))?;
+    let runner = Runner::new(target, options).map_err(|error| match error {
+        RunnerError::EmptyTokenParam => Failure::Input(error.to_string()),
+        RunnerError::Client(_) => Failure::Runtime(error.to_string()),
+    })?;
     let report = run_with_progress(&runner, &scenarios, args.timeout).await;
     if let Some(receiver) = receiver {
         receiver.stop().await;

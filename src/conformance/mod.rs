@@ -266,6 +266,8 @@ impl Runner {
         // tasks, so that messages start in the step's order even on a
         // multi-threaded runtime.
         for send in &sends {
+            // Acquiring fails only on a closed semaphore, and this one is
+            // never closed, so every send gets a task and a record.
             let permit = match Arc::clone(&semaphore).acquire_owned().await {
                 Ok(permit) => permit,
                 Err(_closed) => break,
