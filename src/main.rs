@@ -37,6 +37,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Run the reference receiver, the default target of every command.
     Receive(cli::receive::ReceiveArgs),
+    /// Run the receiver conformance suite and write CI reports.
+    Run(cli::run::RunArgs),
 }
 
 fn main() {
@@ -63,6 +65,7 @@ fn main() {
             Command::Send(args) => cli::send::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
         }
     });
     std::process::exit(code);

@@ -3,5 +3,6 @@
 pub mod common;
 pub mod engine;
 pub mod receive;
+pub mod run;
 pub mod send;
 pub mod serve;
