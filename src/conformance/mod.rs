@@ -125,7 +125,11 @@ impl Runner {
             max_redirects: options.max_redirects,
             ..DeliveryConfig::default()
         };
-        let redactor = Redactor::new(target.token.iter());
+        let redactor = Redactor::for_target(
+            target.token.as_deref(),
+            &target.token_param,
+            [&target.general_url, &target.integration_url],
+        );
         let client = Client::new(config, redactor)
             .map_err(|error| RunnerError::Client(error.to_string()))?;
         Ok(Runner {
@@ -148,7 +152,7 @@ impl Runner {
                 Some(token) => url_with_token(url, &self.target.token_param, token),
                 None => url.clone(),
             };
-            self.redactor().redact(full.as_str())
+            self.redactor().redact_url(full.as_str())
         };
         TargetSummary {
             general_url: show(&self.target.general_url),
