@@ -6,3 +6,4 @@ pub mod receive;
 pub mod run;
 pub mod send;
 pub mod serve;
+pub mod signal;
