@@ -30,7 +30,8 @@ Examples:
 
 Without PATH, run reads scenarios/ when that folder exists and the built-in
 conformance suite otherwise. Checks 11-13 need the receiver's token; without
-one they are reported as skipped.
+one they are reported as skipped. A token in the URL (?Token=...) is taken
+out of it and used as the token.
 
 Exit codes:
   0  every check passed (warnings and skips allowed)
@@ -133,13 +134,9 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
 
     let (target, receiver) = match args.url.clone().or(args.general_url.clone()) {
         Some(url) => {
-            let target = Target {
-                integration_url: args.integration_url.clone().unwrap_or_else(|| url.clone()),
-                general_url: url,
-                token,
-                token_param: args.token.token_param.clone(),
-                embedded_receiver: false,
-            };
+            let integration_url = args.integration_url.clone().unwrap_or_else(|| url.clone());
+            let target = Target::from_urls(&url, &integration_url, token, &args.token.token_param)
+                .map_err(|error| Failure::Input(error.to_string()))?;
             (target, None)
         }
         None => {

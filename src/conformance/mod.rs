@@ -15,6 +15,7 @@ mod filter;
 mod judge;
 mod messages;
 mod result;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,41 +38,11 @@ pub use result::{
     AttemptReport, CheckReport, CheckStatus, Finding, LatencyStats, StatusCounts, StepReport,
     SuiteReport, TargetSummary, format_duration, percentile,
 };
-
-/// The token sent by steps with `token = "wrong"`. It is not a secret: it is
-/// never the receiver's token (see [`Target::wrong_token`]).
-pub const WRONG_TOKEN: &str = "mewshook-wrong-token";
+pub use target::{Target, TargetError, WRONG_TOKEN};
 
 /// The characters a generated token contains, because check 13 needs a
 /// token with characters that are reserved in a query string.
 pub const RESERVED_TOKEN_CHARACTERS: &str = "+/=&%";
-
-/// The receiver that checks send their messages to, and its token.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The General Webhook URL, without the token.
-    pub general_url: Url,
-    /// The Integration Webhook URL, without the token.
-    pub integration_url: Url,
-    /// The receiver's token, when known. Checks that need it are skipped
-    /// without it.
-    pub token: Option<String>,
-    /// The query parameter that carries the token.
-    pub token_param: String,
-    /// Whether the target is the reference receiver started by mewshook.
-    pub embedded_receiver: bool,
-}
-
-impl Target {
-    /// Returns a token that differs from the receiver's.
-    pub fn wrong_token(&self) -> String {
-        let mut wrong = WRONG_TOKEN.to_string();
-        while self.token.as_deref() == Some(wrong.as_str()) {
-            wrong.push('x');
-        }
-        wrong
-    }
-}
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -429,20 +400,6 @@ mod tests {
         }
         assert_eq!(token.len(), 30);
         assert_ne!(generate_token(), token);
-    }
-
-    #[test]
-    fn wrong_token_never_equals_right_one() {
-        let mut target = Target {
-            general_url: Url::parse("http://127.0.0.1:1/").unwrap(),
-            integration_url: Url::parse("http://127.0.0.1:1/").unwrap(),
-            token: None,
-            token_param: "Token".to_string(),
-            embedded_receiver: false,
-        };
-        assert_eq!(target.wrong_token(), WRONG_TOKEN);
-        target.token = Some(WRONG_TOKEN.to_string());
-        assert_ne!(target.wrong_token(), WRONG_TOKEN);
     }
 
     #[test]
