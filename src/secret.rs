@@ -3,10 +3,10 @@
 //! The token travels in the query string, so any URL, error message or
 //! response excerpt may carry it, raw or in one of many encodings: a
 //! receiver may echo it percent-encoded with upper- or lower-case hex, form
-//! encoded, or escaped inside JSON. [`Redactor`] replaces every spelling
-//! it knows with a placeholder before text leaves the process, and
-//! [`Redactor::redact_url`] also hides the values of token parameters and
-//! URL passwords whatever they contain.
+//! encoded, or escaped inside JSON or HTML by one of the common encoders.
+//! [`Redactor`] replaces every spelling it knows with a placeholder before
+//! text leaves the process, and [`Redactor::redact_url`] also hides the
+//! values of token parameters and URL passwords whatever they contain.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -206,13 +206,33 @@ fn spellings(secret: &str) -> Vec<String> {
         spellings.push(spelling);
     }
 
-    // Inside a JSON string: serde_json's escapes, and the ASCII-only form
-    // that escapes every non-ASCII character as \uXXXX.
-    let json = serde_json::to_string(secret).unwrap_or_default();
-    let json = json.trim_matches('"').to_string();
-    spellings.push(ascii_json(&json));
-    spellings.push(json.replace('/', "\\/"));
-    spellings.push(json);
+    // Inside a JSON string, as encoders write it: optionally with `/`
+    // escaped (PHP), with `<`, `>`, `&` escaped (Go) or with those and
+    // `'`, `"`, `+` and `` ` `` escaped (.NET), with non-ASCII characters
+    // escaped (Python, PHP, .NET), in lower- or upper-case hex.
+    for escape_slash in [false, true] {
+        for escaped in ["", "<>&", "<>&'\"+`"] {
+            for escape_non_ascii in [false, true] {
+                for upper_hex in [false, true] {
+                    let style = JsonStyle {
+                        escape_slash,
+                        escaped,
+                        escape_non_ascii,
+                        upper_hex,
+                    };
+                    spellings.push(json_escape(secret, &style));
+                }
+            }
+        }
+    }
+
+    // In HTML text or an attribute: Go, Python and PHP spell quotes
+    // differently.
+    for apostrophe in ["'", "&#39;", "&#x27;", "&#039;", "&apos;"] {
+        for quote in ["\"", "&quot;", "&#34;"] {
+            spellings.push(html_escape(secret, apostrophe, quote));
+        }
+    }
     spellings.sort();
     spellings.dedup();
     spellings
@@ -236,17 +256,66 @@ fn lower_hex(encoded: &str) -> String {
     output
 }
 
-/// Escapes every non-ASCII character of JSON string content as `\uXXXX`.
-fn ascii_json(json: &str) -> String {
-    let mut output = String::with_capacity(json.len());
-    for character in json.chars() {
-        if character.is_ascii() {
-            output.push(character);
+/// How one JSON encoder escapes the content of a string.
+struct JsonStyle {
+    /// Whether `/` is written `\/`.
+    escape_slash: bool,
+    /// ASCII characters written as `\uXXXX`.
+    escaped: &'static str,
+    /// Whether every non-ASCII character is written as `\uXXXX`.
+    escape_non_ascii: bool,
+    /// Whether `\uXXXX` uses upper-case hex digits.
+    upper_hex: bool,
+}
+
+/// Returns `secret` as the content of a JSON string written in `style`.
+fn json_escape(secret: &str, style: &JsonStyle) -> String {
+    let unicode_escape = |unit: u16| {
+        if style.upper_hex {
+            format!("\\u{unit:04X}")
+        } else {
+            format!("\\u{unit:04x}")
+        }
+    };
+    let mut output = String::with_capacity(secret.len());
+    for character in secret.chars() {
+        let mut units = [0u16; 2];
+        if style.escaped.contains(character) || (style.escape_non_ascii && !character.is_ascii()) {
+            for unit in character.encode_utf16(&mut units) {
+                output.push_str(&unicode_escape(*unit));
+            }
             continue;
         }
-        let mut units = [0u16; 2];
-        for unit in character.encode_utf16(&mut units) {
-            output.push_str(&format!("\\u{unit:04x}"));
+        match character {
+            '"' => output.push_str("\\\""),
+            '\\' => output.push_str("\\\\"),
+            '/' if style.escape_slash => output.push_str("\\/"),
+            '\n' => output.push_str("\\n"),
+            '\r' => output.push_str("\\r"),
+            '\t' => output.push_str("\\t"),
+            '\u{8}' => output.push_str("\\b"),
+            '\u{c}' => output.push_str("\\f"),
+            control if control.is_control() && control.is_ascii() => {
+                output.push_str(&unicode_escape(control as u16));
+            }
+            other => output.push(other),
+        }
+    }
+    output
+}
+
+/// Returns `secret` with the characters that HTML escapes replaced by
+/// entities, writing `'` and `"` as given.
+fn html_escape(secret: &str, apostrophe: &str, quote: &str) -> String {
+    let mut output = String::with_capacity(secret.len());
+    for character in secret.chars() {
+        match character {
+            '&' => output.push_str("&amp;"),
+            '<' => output.push_str("&lt;"),
+            '>' => output.push_str("&gt;"),
+            '\'' => output.push_str(apostrophe),
+            '"' => output.push_str(quote),
+            other => output.push(other),
         }
     }
     output
@@ -306,6 +375,32 @@ mod tests {
             "p%2Bs%2Fw%3Dd%26x%25y+%C3%BC".to_string(),
             "p+s/w=d&x%y \\u00fc".to_string(),
             "p+s\\/w=d&x%y ü".to_string(),
+        ];
+        for echo in echoes {
+            let text = format!("before {echo} after");
+            assert_eq!(redactor.redact(&text), "before <redacted> after", "{echo}");
+        }
+    }
+
+    #[test]
+    fn redacts_library_escapes() {
+        let token = "p+s/w=d&x<y>z'q\"\u{fc}";
+        let redactor = Redactor::new([token]);
+        let echoes = [
+            // PHP json_encode
+            "p+s\\/w=d&x<y>z'q\\\"\\u00fc",
+            // Go encoding/json
+            "p+s/w=d\\u0026x\\u003cy\\u003ez'q\\\"\u{fc}",
+            // .NET System.Text.Json
+            "p\\u002Bs/w=d\\u0026x\\u003Cy\\u003Ez\\u0027q\\u0022\\u00FC",
+            // Python json.dumps
+            "p+s/w=d&x<y>z'q\\\"\\u00fc",
+            // Python html.escape
+            "p+s/w=d&amp;x&lt;y&gt;z&#x27;q&quot;\u{fc}",
+            // Go html.EscapeString
+            "p+s/w=d&amp;x&lt;y&gt;z&#39;q&#34;\u{fc}",
+            // percent-encoding with lower-case hex
+            "p%2bs%2fw%3dd%26x%3cy%3ez%27q%22%c3%bc",
         ];
         for echo in echoes {
             let text = format!("before {echo} after");

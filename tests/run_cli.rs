@@ -417,3 +417,63 @@ async fn conflicting_url_token_exits_two() {
     assert_url_token_absent("stderr", &stderr);
     assert!(output.stdout.is_empty(), "nothing runs");
 }
+
+#[tokio::test]
+async fn echoed_token_spellings_are_hidden() {
+    // Every character that an encoder escapes, and a distinctive tail.
+    const ECHO_TOKEN: &str = "Ek/9&x<y>z+q=w%'\"\u{fc}7Lm";
+    let fixture = Fixture::with_fault(Some(ECHO_TOKEN), Fault::EchoToken).await;
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("report.xml");
+    let json_path = folder.path().join("report.json");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        ECHO_TOKEN,
+        "--filter",
+        "general-discriminators",
+        "--filter",
+        "*-token",
+        "--report",
+        &format!("junit={}", junit_path.display()),
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let excerpt = value["checks"][0]["steps"][0]["attempts"][0]["response_excerpt"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        excerpt.contains("<redacted>"),
+        "the echo arrived: {excerpt}"
+    );
+    assert!(
+        excerpt.chars().count() < 512,
+        "the whole echo fits in the excerpt, so no spelling hides past the cut: {excerpt}"
+    );
+
+    let mut spellings = fixtures::echoed_spellings(ECHO_TOKEN);
+    spellings.push("7Lm".to_string());
+    for (name, content) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &text(&output.stderr)),
+        ("junit", &junit),
+        ("json", &json),
+    ] {
+        for spelling in &spellings {
+            assert!(
+                !content.contains(spelling.as_str()),
+                "{name} contains {spelling:?}:\n{content}"
+            );
+        }
+    }
+}
