@@ -242,6 +242,7 @@ mod tests {
             label: "1 General event, PaymentUpdated".to_string(),
             events: 1,
             token: TokenMode::Right,
+            token_param: Some("Token".to_string()),
             outcome,
             latency: Duration::from_millis(millis),
             headers_after: Some(Duration::from_millis(millis)),

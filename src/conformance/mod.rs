@@ -38,7 +38,7 @@ pub use result::{
     AttemptReport, CheckReport, CheckStatus, Finding, LatencyStats, StatusCounts, StepReport,
     SuiteReport, TargetSummary, format_duration, percentile,
 };
-pub use target::{Target, TargetError, WRONG_TOKEN};
+pub use target::{Target, TargetError, UNKNOWN_TOKEN, WRONG_TOKEN};
 
 /// The characters a generated token contains, because check 13 needs a
 /// token with characters that are reserved in a query string.
@@ -96,11 +96,14 @@ impl Runner {
             max_redirects: options.max_redirects,
             ..DeliveryConfig::default()
         };
-        let redactor = Redactor::for_target(
+        let mut redactor = Redactor::for_target(
             target.token.as_deref(),
             &target.token_param,
             [&target.general_url, &target.integration_url],
         );
+        for derived in target.derived_secrets() {
+            redactor.add(&derived);
+        }
         let client = Client::new(config, redactor)
             .map_err(|error| RunnerError::Client(error.to_string()))?;
         Ok(Runner {
@@ -197,6 +200,13 @@ impl Runner {
         }
 
         report.status = status_of(&report.findings);
+        if report.steps.iter().all(|step| step.skip_reason.is_some()) {
+            report.status = CheckStatus::Skip;
+            report.skip_reason = report
+                .steps
+                .iter()
+                .find_map(|step| step.skip_reason.clone());
+        }
         report.elapsed = started.elapsed();
         report
     }
@@ -208,11 +218,7 @@ impl Runner {
             return None;
         }
         let Some(token) = &self.target.token else {
-            return Some(
-                "the receiver's token is not known; give it with --token, MEWSHOOK_TOKEN or \
-                 --token-file to run this check"
-                    .to_string(),
-            );
+            return Some(UNKNOWN_TOKEN.to_string());
         };
         let characters = scenario.requires.token_characters.as_deref()?;
         if token.contains(|c: char| characters.contains(c)) {
@@ -228,12 +234,34 @@ impl Runner {
 
     /// Sends the step's messages and records every attempt.
     async fn run_step(&self, step: &Step, step_seed: u64) -> StepReport {
+        let token = match self.target.token_value(step.token) {
+            Ok(token) => token,
+            Err(reason) => {
+                tracing::debug!(step = %step.name, %reason, "skipping step");
+                return StepReport::skipped(&step.name, reason);
+            }
+        };
+        let param = step
+            .token_param
+            .as_deref()
+            .unwrap_or(&self.target.token_param);
+        // The record says what was sent: without a known token, a step that
+        // asks for the right one sends none.
+        let (sent_token, sent_param) = match &token {
+            Some(_) => (step.token, Some(param.to_string())),
+            None => (TokenMode::Missing, None),
+        };
+
         let built = messages::build(step, step_seed, self.options.seed);
         let distinct = built.len();
         let sends = messages::sequence(step, built, step_seed);
 
-        let general = Arc::new(self.step_url(step, WebhookKind::General));
-        let integration = Arc::new(self.step_url(step, WebhookKind::Integration));
+        let step_url = |base: &Url| match &token {
+            Some(token) => url_with_token(base, param, token),
+            None => base.clone(),
+        };
+        let general = Arc::new(step_url(&self.target.general_url));
+        let integration = Arc::new(step_url(&self.target.integration_url));
         let semaphore = Arc::new(Semaphore::new(step.concurrency));
         let mut tasks = Vec::with_capacity(sends.len());
 
@@ -274,7 +302,8 @@ impl Runner {
                 kind: send.message.kind,
                 label: send.message.label.clone(),
                 events: send.message.events,
-                token: step.token,
+                token: sent_token,
+                token_param: sent_param.clone(),
                 outcome: attempt.outcome,
                 latency: attempt.total,
                 headers_after: attempt.headers_after,
@@ -287,26 +316,9 @@ impl Runner {
         StepReport {
             name: step.name.clone(),
             messages: distinct,
+            skip_reason: None,
             latency: LatencyStats::of(&latencies),
             attempts,
-        }
-    }
-
-    /// Builds the URL a step sends messages of `kind` to, with the token the
-    /// step requests.
-    fn step_url(&self, step: &Step, kind: WebhookKind) -> Url {
-        let base = match kind {
-            WebhookKind::General => &self.target.general_url,
-            WebhookKind::Integration => &self.target.integration_url,
-        };
-        let param = step
-            .token_param
-            .as_deref()
-            .unwrap_or(&self.target.token_param);
-        match (step.token, &self.target.token) {
-            (TokenMode::Missing, _) | (TokenMode::Right, None) => base.clone(),
-            (TokenMode::Right, Some(token)) => url_with_token(base, param, token),
-            (TokenMode::Wrong, _) => url_with_token(base, param, &self.target.wrong_token()),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use url::Url;
 
+use crate::scenario::TokenMode;
+
 /// The token sent by steps with `token = "wrong"`. It is not a secret: it is
 /// never the receiver's token (see [`Target::wrong_token`]).
 pub const WRONG_TOKEN: &str = "mewshook-wrong-token";
@@ -124,6 +126,77 @@ impl Target {
         }
         wrong
     }
+
+    /// Returns the token value a step in `mode` sends, `None` for no token
+    /// parameter, or the reason the step cannot run against this target.
+    pub fn token_value(&self, mode: TokenMode) -> Result<Option<String>, String> {
+        let token = match (mode, &self.token) {
+            (TokenMode::Right, token) => return Ok(token.clone()),
+            (TokenMode::Missing, _) => return Ok(None),
+            (TokenMode::Wrong, _) => return Ok(Some(self.wrong_token())),
+            (TokenMode::Empty, _) => return Ok(Some(String::new())),
+            (_, None) => return Err(UNKNOWN_TOKEN.to_string()),
+            (_, Some(token)) => token,
+        };
+        match mode {
+            TokenMode::Prefix => prefix_of(token).map(Some).ok_or_else(|| {
+                "the token has one character, so its only proper prefix is the empty value \
+                 that token = \"empty\" sends"
+                    .to_string()
+            }),
+            TokenMode::Extended => Ok(Some(extended(token))),
+            _ => swapped_case(token).map(Some).ok_or_else(|| {
+                "the token has no letters whose case can be swapped, so it cannot show \
+                 whether the receiver compares without case"
+                    .to_string()
+            }),
+        }
+    }
+
+    /// Returns the values derived from the token that steps may send, so
+    /// that the redactor hides them as well: each gives most of the token
+    /// away.
+    pub fn derived_secrets(&self) -> Vec<String> {
+        let Some(token) = &self.token else {
+            return Vec::new();
+        };
+        [prefix_of(token), Some(extended(token)), swapped_case(token)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+/// The skip reason of a check or step that needs the receiver's token when
+/// none was given.
+pub const UNKNOWN_TOKEN: &str = "the receiver's token is not known; give it with --token, \
+     MEWSHOOK_TOKEN or --token-file to run this check";
+
+/// Returns `token` without its last character, unless that leaves nothing.
+fn prefix_of(token: &str) -> Option<String> {
+    let (last, _) = token.char_indices().next_back()?;
+    (last > 0).then(|| token[..last].to_string())
+}
+
+/// Returns `token` with one more character, one that needs no encoding.
+fn extended(token: &str) -> String {
+    format!("{token}0")
+}
+
+/// Returns `token` with the case of every letter swapped, unless that
+/// changes nothing.
+fn swapped_case(token: &str) -> Option<String> {
+    let swapped: String = token
+        .chars()
+        .flat_map(|character| {
+            if character.is_lowercase() {
+                character.to_uppercase().collect::<Vec<char>>()
+            } else {
+                character.to_lowercase().collect::<Vec<char>>()
+            }
+        })
+        .collect();
+    (swapped != token).then_some(swapped)
 }
 
 /// Removes every `param` pair from the query of `url` and returns the URL
@@ -275,6 +348,35 @@ mod tests {
         .unwrap();
         assert_eq!(target.token.as_deref(), Some("one"));
         assert_eq!(target.general_url.as_str(), "http://127.0.0.1:1/general");
+    }
+
+    #[test]
+    fn derived_tokens_differ_from_the_token() {
+        let target = from_url("http://127.0.0.1:1/", Some("aB3+\u{fc}")).unwrap();
+        let value = |mode| target.token_value(mode).unwrap();
+        assert_eq!(value(TokenMode::Right).as_deref(), Some("aB3+\u{fc}"));
+        assert_eq!(value(TokenMode::Missing), None);
+        assert_eq!(value(TokenMode::Empty).as_deref(), Some(""));
+        assert_eq!(value(TokenMode::Prefix).as_deref(), Some("aB3+"));
+        assert_eq!(value(TokenMode::Extended).as_deref(), Some("aB3+\u{fc}0"));
+        assert_eq!(value(TokenMode::SwappedCase).as_deref(), Some("Ab3+\u{dc}"));
+        assert_eq!(target.derived_secrets().len(), 3);
+    }
+
+    #[test]
+    fn derived_tokens_that_cannot_differ_skip() {
+        let digits = from_url("http://127.0.0.1:1/", Some("12345")).unwrap();
+        let reason = digits.token_value(TokenMode::SwappedCase).unwrap_err();
+        assert!(reason.contains("no letters"), "{reason}");
+        let single = from_url("http://127.0.0.1:1/", Some("a")).unwrap();
+        let reason = single.token_value(TokenMode::Prefix).unwrap_err();
+        assert!(reason.contains("one character"), "{reason}");
+        let unknown = from_url("http://127.0.0.1:1/", None).unwrap();
+        assert_eq!(
+            unknown.token_value(TokenMode::Prefix),
+            Err(UNKNOWN_TOKEN.to_string())
+        );
+        assert!(unknown.derived_secrets().is_empty());
     }
 
     #[test]

@@ -79,13 +79,12 @@ pub struct Scenario {
 
 impl Scenario {
     /// Returns whether the check needs the receiver's real token: its
-    /// `[requires]` table asks for one, or a step sends a missing or wrong
-    /// token, which only shows something when the receiver has a token to
-    /// compare with.
+    /// `[requires]` table asks for one, or a step's meaning depends on it
+    /// (see [`Step::needs_token`]).
     pub fn needs_token(&self) -> bool {
         self.requires.token
             || self.requires.token_characters.is_some()
-            || self.steps.iter().any(|step| step.token != TokenMode::Right)
+            || self.steps.iter().any(Step::needs_token)
     }
 
     /// Returns the highest severity of the steps' expectations, shown by
@@ -144,6 +143,16 @@ pub struct Step {
     pub expect: Expectation,
 }
 
+impl Step {
+    /// Returns whether the step shows something only when the receiver's
+    /// token is known: it sends a missing, wrong or derived token, which a
+    /// receiver without a token accepts, or the right token under another
+    /// parameter name, which without a token would send nothing.
+    pub fn needs_token(&self) -> bool {
+        self.token.needs_token() || self.token_param.is_some()
+    }
+}
+
 /// The messages a step sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageSource {
@@ -181,7 +190,7 @@ pub struct EventSpec {
 
 /// The token a step sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum TokenMode {
     /// The receiver's token, when one is known.
     Right,
@@ -189,6 +198,26 @@ pub enum TokenMode {
     Missing,
     /// A token that is not the receiver's.
     Wrong,
+    /// The token parameter with an empty value.
+    Empty,
+    /// The receiver's token without its last character, which a receiver
+    /// that accepts any prefix of its secret lets through.
+    Prefix,
+    /// The receiver's token with one more character, which a receiver that
+    /// compares only the length of its secret lets through.
+    Extended,
+    /// The receiver's token with the case of every letter swapped, which a
+    /// receiver that compares without case lets through.
+    SwappedCase,
+}
+
+impl TokenMode {
+    /// Returns whether a step in this mode sends a value derived from the
+    /// receiver's token, or is meant to send none, so that it shows
+    /// something only when the token is known.
+    pub fn needs_token(self) -> bool {
+        self != TokenMode::Right
+    }
 }
 
 /// The order a step's messages are sent in.
