@@ -188,13 +188,16 @@ async fn each_check_catches_its_fault() {
 
 #[tokio::test]
 async fn headroom_warns_for_slow_receiver() {
-    // A 60 ms deadline keeps the 20 sends short: the fixture responds in
-    // about 35 ms, inside the deadline but above half of it. On a loaded
-    // machine a send may time out instead, which this check also only warns
-    // about, and the p95 is above half the deadline either way.
-    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(35))).await;
+    // The p95 of 20 latencies is the 19th fastest, so two slow responses
+    // put it above half the deadline. Only two sends wait, which keeps the
+    // test short while leaving each a wide margin before the deadline.
+    let slow = Fault::SlowFirst {
+        count: 2,
+        delay: Duration::from_millis(600),
+    };
+    let fixture = Fixture::with_fault(Some(TOKEN), slow).await;
     let options = RunOptions {
-        deadline: Duration::from_millis(60),
+        deadline: Duration::from_secs(1),
         ..RunOptions::default()
     };
     let report = run(
@@ -215,6 +218,27 @@ async fn headroom_warns_for_slow_receiver() {
         check.findings
     );
     assert!(report.passed(), "a warning does not fail the run");
+}
+
+#[tokio::test]
+async fn headroom_fails_for_rejecting_receiver() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Status(503)).await;
+    let report = run(
+        target(fixture.url(), Some(TOKEN)),
+        RunOptions::default(),
+        &[scenario_named("latency-headroom")],
+    )
+    .await;
+    let check = &report.checks[0];
+    assert_eq!(check.status, CheckStatus::Fail, "{:?}", check.findings);
+    assert!(
+        check.findings[0]
+            .message
+            .starts_with("expected 2xx, but rejected with 503"),
+        "{:?}",
+        check.findings
+    );
+    assert!(!report.passed());
 }
 
 #[tokio::test]
@@ -354,8 +378,8 @@ async fn unreachable_receiver_fails_every_check() {
     drop(listener);
 
     let report = run(target(url, Some(TOKEN)), RunOptions::default(), &suite()).await;
-    assert_eq!(report.summary.failed, 15);
-    assert_eq!(report.summary.warned, 1);
+    assert_eq!(report.summary.failed, 16);
+    assert_eq!(report.summary.warned, 0);
     let finding = &report.checks[0].findings[0].message;
     assert!(finding.contains("connection refused"), "{finding}");
 }

@@ -262,7 +262,7 @@ mod tests {
     fn latency_limits_take_durations_and_shares() {
         let scenario = parse(
             "[[steps]]\nrealistic = 1\n[steps.expect]\nmax_latency = \"750ms\"\n\
-             latency_percentile = { percentile = 99.5, max = \"25%\" }\n",
+             latency_percentile = { percentile = 99.5, max = \"25%\", severity = \"warn\" }\n",
         )
         .unwrap();
         let expect = &scenario.steps[0].expect;
@@ -272,6 +272,8 @@ mod tests {
         );
         let percentile = expect.latency_percentile.unwrap();
         assert_eq!(percentile.percentile, 99.5);
+        assert_eq!(percentile.severity, Severity::Warn);
+        assert_eq!(expect.severity, Severity::Fail);
         assert_eq!(
             percentile.max.resolve(Duration::from_secs(4)),
             Duration::from_secs(1)

@@ -92,7 +92,11 @@ impl Scenario {
     pub fn worst_severity(&self) -> Severity {
         self.steps
             .iter()
-            .map(|step| step.expect.severity)
+            .flat_map(|step| {
+                let percentile = step.expect.latency_percentile.map(|limit| limit.severity);
+                [Some(step.expect.severity), percentile]
+            })
+            .flatten()
             .max()
             .unwrap_or(self.severity)
     }
@@ -302,6 +306,9 @@ pub struct PercentileLimit {
     pub percentile: f64,
     /// The highest allowed latency at that percentile.
     pub max: LatencyLimit,
+    /// Whether a percentile above `max` fails the check or only warns;
+    /// the expectation's severity unless the file sets its own.
+    pub severity: Severity,
 }
 
 /// The expectations a step's responses must meet.
@@ -318,7 +325,8 @@ pub struct Expectation {
     /// redirects are never followed, so they fail every expectation of a
     /// response.
     pub allow_redirects: bool,
-    /// Whether a miss fails the check or only warns.
+    /// Whether a miss fails the check or only warns. A percentile limit
+    /// may set its own.
     pub severity: Severity,
     /// A limit on a percentile of the step's latencies.
     pub latency_percentile: Option<PercentileLimit>,

@@ -525,16 +525,17 @@ impl<'a> Checker<'a> {
             Some(text) => self.latency_limit(text, "max_latency"),
             None => LatencyLimit::DeadlineShare(100.0),
         };
+        let severity = raw.severity.unwrap_or(scenario_severity);
         let latency_percentile = raw
             .latency_percentile
             .as_ref()
-            .map(|raw| self.check_percentile(raw));
+            .map(|raw| self.check_percentile(raw, severity));
         Expectation {
             outcome,
             status,
             max_latency,
             allow_redirects: raw.allow_redirects.unwrap_or(true),
-            severity: raw.severity.unwrap_or(scenario_severity),
+            severity,
             latency_percentile,
         }
     }
@@ -631,7 +632,7 @@ impl<'a> Checker<'a> {
         implied
     }
 
-    fn check_percentile(&mut self, raw: &RawPercentile) -> PercentileLimit {
+    fn check_percentile(&mut self, raw: &RawPercentile, severity: Severity) -> PercentileLimit {
         let percentile = *raw.percentile.get_ref();
         if !(percentile > 0.0 && percentile <= 100.0) {
             self.invalid(
@@ -642,6 +643,7 @@ impl<'a> Checker<'a> {
         PercentileLimit {
             percentile,
             max: self.latency_limit(&raw.max, "max"),
+            severity: raw.severity.unwrap_or(severity),
         }
     }
 
