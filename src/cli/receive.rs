@@ -10,6 +10,7 @@ use mewshook::exit;
 use mewshook::receiver::{REDIRECT_STATUSES, ReceiverConfig, ReceiverError, RunningReceiver};
 
 use super::common::{parse_duration, resolve_token};
+use super::signal::StopSignal;
 
 /// Arguments of `mewshook receive`.
 #[derive(Args)]
@@ -214,48 +215,5 @@ fn start_error_code(error: &io::Error) -> i32 {
         Some(ReceiverError::Bind { .. }) => exit::RUNTIME_ERROR,
         None if error.kind() == io::ErrorKind::InvalidInput => exit::INVALID_INPUT,
         None => exit::RUNTIME_ERROR,
-    }
-}
-
-/// The signals that stop the receiver: Ctrl-C, and on Unix also SIGTERM.
-/// Their handlers are registered when this is created.
-struct StopSignal {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignal {
-    fn new() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignal {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(StopSignal {})
-        }
-    }
-
-    /// Waits for the next stop signal.
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            // NOTE: here the handler is registered on the first call, not in
-            // `new`, so a Ctrl-C before that call ends the process at once.
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
