@@ -134,8 +134,9 @@ impl Redactor {
 
     /// Returns `text` redacted as a URL: the password, the values of token
     /// parameters and any query value that decodes to a secret are
-    /// replaced, then the rest as by [`redact`](Self::redact). Text that
-    /// does not parse as a URL is only redacted as text.
+    /// replaced, then the path, query and fragment as by
+    /// [`redact`](Self::redact). The scheme, user name, host and port are
+    /// kept. Text that does not parse as a URL is only redacted as text.
     pub fn redact_url(&self, text: &str) -> String {
         let Ok(mut url) = url::Url::parse(text) else {
             return self.redact(text);
@@ -151,19 +152,22 @@ impl Redactor {
             let _ = url.set_password(Some("MEWSHOOKREDACTEDPASSWORD"));
         }
 
-        let mut output = url.to_string();
+        // The scheme, host and port are left out of the text pass: a short
+        // secret such as "1" would otherwise replace part of 127.0.0.1.
+        let mut output = url[..url::Position::BeforePath].to_string();
         if has_password {
             output = output.replace("MEWSHOOKREDACTEDPASSWORD", PLACEHOLDER);
         }
+        output.push_str(&self.redact(&url[url::Position::BeforePath..]));
         if let Some(query) = query {
             output.push('?');
-            output.push_str(&query);
+            output.push_str(&self.redact(&query));
         }
         if let Some(fragment) = fragment {
             output.push('#');
-            output.push_str(&fragment);
+            output.push_str(&self.redact(&fragment));
         }
-        self.redact(&output)
+        output
     }
 
     fn redact_query(&self, query: &str) -> String {
@@ -330,21 +334,19 @@ fn decode_form(text: &str) -> String {
 
 /// Replaces `word` where it is not part of a longer alphanumeric run.
 fn replace_whole_words(text: &str, word: &str) -> String {
+    let bounded = |neighbour: Option<char>| !neighbour.is_some_and(char::is_alphanumeric);
     let mut output = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(position) = rest.find(word) {
-        let before = rest[..position].chars().next_back();
-        let after = rest[position + word.len()..].chars().next();
-        let bounded = |neighbour: Option<char>| !neighbour.is_some_and(char::is_alphanumeric);
-        output.push_str(&rest[..position]);
+    let mut copied = 0;
+    for (position, _) in text.match_indices(word) {
+        let before = text[..position].chars().next_back();
+        let after = text[position + word.len()..].chars().next();
         if bounded(before) && bounded(after) {
+            output.push_str(&text[copied..position]);
             output.push_str(PLACEHOLDER);
-        } else {
-            output.push_str(word);
+            copied = position + word.len();
         }
-        rest = &rest[position + word.len()..];
     }
-    output.push_str(rest);
+    output.push_str(&text[copied..]);
     output
 }
 
@@ -434,6 +436,15 @@ mod tests {
         assert_eq!(
             redactor.redact_url("http://h/next?other=ab%2bcd%2fef%3dgh"),
             "http://h/next?other=<redacted>"
+        );
+    }
+
+    #[test]
+    fn short_secret_leaves_host_and_port() {
+        let redactor = Redactor::new(["1"]);
+        assert_eq!(
+            redactor.redact_url("http://127.0.0.1:1/1/x?a=1&b=11#1"),
+            "http://127.0.0.1:1/<redacted>/x?a=<redacted>&b=11#<redacted>"
         );
     }
 

@@ -477,3 +477,54 @@ async fn echoed_token_spellings_are_hidden() {
         }
     }
 }
+
+#[tokio::test]
+async fn common_word_tokens_keep_reports_intact() {
+    for token in ["test", "token", "1", "x"] {
+        let fixture = Fixture::with_fault(Some(token), Fault::None).await;
+        let folder = TempDir::new().unwrap();
+        let junit_path = folder.path().join("report.xml");
+        let json_path = folder.path().join("report.json");
+        let output = mewshook(&[
+            "run",
+            &suite_folder(),
+            "--url",
+            fixture.url().as_str(),
+            "--token",
+            token,
+            "--filter",
+            "*-token",
+            "--filter",
+            "unknown-types",
+            "--report",
+            &format!("junit={}", junit_path.display()),
+            "--report",
+            &format!("json={}", json_path.display()),
+        ])
+        .await;
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{token}: {stdout}");
+        assert!(
+            stdout.contains("PASS  missing-token"),
+            "{token}: check names are intact:\n{stdout}"
+        );
+
+        let junit = std::fs::read_to_string(&junit_path).unwrap();
+        if let Err(error) = support::check_well_formed_xml(&junit) {
+            panic!("{token}: the JUnit report is not well-formed: {error}\n{junit}");
+        }
+        assert!(junit.contains(r#"name="wrong-token""#), "{token}: {junit}");
+
+        let json = std::fs::read_to_string(&json_path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|error| panic!("{token}: invalid JSON: {error}\n{json}"));
+        assert_eq!(value["schema"], "mewshook.run.v1", "{token}");
+        assert_eq!(value["summary"]["checks"], 3, "{token}");
+        assert_eq!(value["checks"][1]["name"], "missing-token", "{token}");
+        assert_eq!(
+            value["target"]["general_url"],
+            format!("{}?Token=<redacted>", fixture.url()),
+            "{token}"
+        );
+    }
+}
