@@ -239,3 +239,44 @@ fn documented_examples_parse() {
         assert!(parsed.is_ok(), "{:?} in:\n{block}", parsed.err());
     }
 }
+
+#[test]
+fn mistakes_per_file_are_capped() {
+    let folder = TempDir::new().unwrap();
+    let events = "{ discriminator = \"CustomerAded\" },\n".repeat(120);
+    let text = format!("{HEADER}\n[[steps]]\nbatch_cap = 1000\nevents = [\n{events}]\n");
+    let path = write(folder.path(), "typos.toml", &text);
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2));
+    let listed = stderr.matches("unknown discriminator").count();
+    assert_eq!(listed, 50, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {path}: 70 more mistakes not shown")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("found 120 mistakes in the scenario files"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn oversized_file_is_rejected() {
+    let folder = TempDir::new().unwrap();
+    let padding = "# padding\n".repeat(500_000);
+    let text = format!("{HEADER}{padding}\n[[steps]]\nrealistic = 3\n");
+    let path = write(folder.path(), "huge.toml", &text);
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {path}: the file has {} bytes, more than the limit of 4194304 (4 MiB)",
+            text.len()
+        )),
+        "{stderr}"
+    );
+}

@@ -191,14 +191,10 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Failure> {
     for error in &outcome.errors {
         eprintln!("error: {error}");
     }
-    let noun = if outcome.errors.len() == 1 {
-        "mistake"
-    } else {
-        "mistakes"
-    };
+    let count = outcome.mistake_count();
+    let noun = if count == 1 { "mistake" } else { "mistakes" };
     Err(Failure::Input(format!(
-        "found {} {noun} in the scenario files; fix them and run again",
-        outcome.errors.len()
+        "found {count} {noun} in the scenario files; fix them and run again"
     )))
 }
 

@@ -32,8 +32,13 @@ pub use builtin::{
     BUILTIN_ROOT, builtin_file_names, builtin_sources, default_folder, load_builtin,
 };
 pub use error::{Position, ScenarioError, ScenarioErrorKind};
-pub use load::{LoadOutcome, SourceFile, discover, load, load_sources, parse_scenario};
-pub use validate::{BodyReader, MAX_CONCURRENCY, MAX_ENTERPRISES, MAX_STEP_EVENTS, MAX_STEP_SENDS};
+pub use load::{
+    LoadOutcome, MAX_SCENARIO_FILE_BYTES, SourceFile, discover, load, load_sources, parse_scenario,
+};
+pub use validate::{
+    BodyReader, MAX_CONCURRENCY, MAX_ENTERPRISES, MAX_ERRORS_PER_FILE, MAX_STEP_EVENTS,
+    MAX_STEP_SENDS,
+};
 
 /// Whether a finding fails the check or only warns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
