@@ -280,3 +280,23 @@ fn oversized_file_is_rejected() {
         "{stderr}"
     );
 }
+
+#[test]
+fn invalid_utf8_names_its_position() {
+    let folder = TempDir::new().unwrap();
+    let mut bytes = format!("{HEADER}\n[[steps]]\nrealistic = 3\nname = \"caf").into_bytes();
+    bytes.extend_from_slice(&[0xE9, b'"', b'\n']);
+    let path = folder.path().join("latin1.toml");
+    std::fs::write(&path, bytes).unwrap();
+    let path = path.display().to_string();
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {path}:8:12: the file is not valid UTF-8: byte 0xE9"
+        )),
+        "{stderr}"
+    );
+}

@@ -142,7 +142,31 @@ fn read_source(path: &Path) -> Result<String, ScenarioError> {
     if size > MAX_SCENARIO_FILE_BYTES as u64 {
         return Err(too_large(path, size));
     }
-    std::fs::read_to_string(path).map_err(read_error)
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    String::from_utf8(bytes).map_err(|error| not_utf8(path, error.as_bytes()))
+}
+
+/// Describes the first byte of `bytes` that is not UTF-8, at its line and
+/// column.
+fn not_utf8(path: &Path, bytes: &[u8]) -> ScenarioError {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(error) => error.valid_up_to(),
+    };
+    // The prefix is valid UTF-8 by construction, so the lossy conversion
+    // changes nothing and gives the line and column of the invalid byte.
+    let before = String::from_utf8_lossy(&bytes[..valid]);
+    let byte = bytes.get(valid).copied().unwrap_or_default();
+    ScenarioError::at(
+        path,
+        &before,
+        valid..valid,
+        ScenarioErrorKind::Encoding,
+        format!(
+            "the file is not valid UTF-8: byte 0x{byte:02X} is not part of a UTF-8 \
+             character; save the file as UTF-8"
+        ),
+    )
 }
 
 fn too_large(path: &Path, size: u64) -> ScenarioError {
