@@ -414,6 +414,41 @@ mod tests {
     }
 
     #[test]
+    fn listed_events_count_by_batch_cap() {
+        let events = "{ discriminator = \"PaymentUpdated\" },\n".repeat(10_001);
+        let scenario = parse(&format!(
+            "[[steps]]\nbatch_cap = 100000\nevents = [\n{events}]\n"
+        ))
+        .unwrap();
+        assert_eq!(scenario.steps[0].batch_cap, 100_000);
+
+        let errors = messages(
+            "[[steps]]\nbatch_cap = 2\nrepeat = 6000\nevents = [\n\
+             { discriminator = \"PaymentUpdated\" },\n\
+             { discriminator = \"PaymentUpdated\" },\n\
+             { discriminator = \"PaymentUpdated\", \
+             enterprise_id = \"851df8c8-90f2-4c4a-8e01-a4fc46b25178\" },\n]\n",
+        );
+        assert!(
+            errors[0].contains("may send up to 12000 messages, more than the limit of 10000"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn generated_events_count_by_enterprises() {
+        let one = parse("[[steps]]\nrealistic = 100000\nbatch_cap = 100000\nrepeat = 10000\n");
+        assert!(one.is_ok(), "{:?}", one.err());
+        let errors = messages(
+            "[[steps]]\nrealistic = 100000\nbatch_cap = 100000\nrepeat = 10000\nenterprises = 2\n",
+        );
+        assert!(
+            errors[0].contains("may send up to 20000 messages"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn fixed_key_conflicts_with_several_enterprises() {
         let errors = messages(
             "[[steps]]\nrealistic = 5\nenterprises = 2\n\

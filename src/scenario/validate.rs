@@ -5,6 +5,7 @@
 //! checks the values (names, ids, event types, ranges, durations) and
 //! reports all mistakes it finds, each at its own position.
 
+use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -259,7 +260,7 @@ impl<'a> Checker<'a> {
             u64::try_from(value).ok()
         });
 
-        let source = self.check_source(span.clone(), &raw, batch_cap, repeat);
+        let source = self.check_source(span.clone(), &raw, batch_cap, repeat, enterprises);
         let token_param = raw.token_param.map(|param| {
             if param.get_ref().is_empty() {
                 self.invalid(
@@ -319,6 +320,7 @@ impl<'a> Checker<'a> {
         raw: &RawStep,
         batch_cap: usize,
         repeat: usize,
+        enterprises: usize,
     ) -> Option<MessageSource> {
         let present: Vec<&str> = [
             ("events", raw.events.is_some()),
@@ -368,7 +370,7 @@ impl<'a> Checker<'a> {
                 .and_then(|file| self.read_body_file(file, raw.body_kind))
         }?;
 
-        let messages = upper_bound_messages(&source, batch_cap);
+        let messages = upper_bound_messages(&source, batch_cap, enterprises);
         if messages.saturating_mul(repeat) > MAX_STEP_SENDS {
             self.invalid(
                 step_span,
@@ -774,18 +776,40 @@ fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> S
 }
 
 /// Returns the maximum number of messages `source` can turn into at
-/// `batch_cap` events each.
-fn upper_bound_messages(source: &MessageSource, batch_cap: usize) -> usize {
+/// `batch_cap` events each. The batcher starts a message per enterprise
+/// integration, so each key's events fill their own messages: for listed
+/// events the count is exact per key, and for generated ones it is at most
+/// one partly filled message per enterprise beyond the full ones.
+fn upper_bound_messages(source: &MessageSource, batch_cap: usize, enterprises: usize) -> usize {
+    let batch_cap = batch_cap.max(1);
     match source {
-        MessageSource::Events(events) => events.len(),
+        MessageSource::Events(events) => {
+            // Events without their own ids share the step's key; one with
+            // its own ids may still equal it, which only lowers the count.
+            let mut per_key: HashMap<(Option<Uuid>, Option<Uuid>), usize> = HashMap::new();
+            for event in events {
+                *per_key
+                    .entry((event.enterprise_id, event.integration_id))
+                    .or_default() += 1;
+            }
+            per_key
+                .values()
+                .map(|count| count.div_ceil(batch_cap))
+                .sum()
+        }
         MessageSource::Counts(counts) => {
             let total: usize = counts.iter().map(|(_, n)| *n).sum();
-            total.min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
+            generated_bound(total, batch_cap, enterprises)
         }
-        MessageSource::Realistic(total) => {
-            (*total).min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
-        }
+        MessageSource::Realistic(total) => generated_bound(*total, batch_cap, enterprises),
         MessageSource::Actions(actions) => actions.len(),
         MessageSource::Body { .. } => 1,
     }
+}
+
+/// Bounds the messages of `total` generated events spread over
+/// `enterprises` keys: at most one message per event, and at most one
+/// partly filled message per key beyond the full ones.
+fn generated_bound(total: usize, batch_cap: usize, enterprises: usize) -> usize {
+    total.min(total.div_ceil(batch_cap) + enterprises.saturating_sub(1))
 }
