@@ -381,6 +381,56 @@ mod tests {
     }
 
     #[test]
+    fn invalid_codes_hide_outcome_conflict() {
+        let errors = messages(
+            "[[steps]]\nrealistic = 1\n[steps.expect]\nstatus = [99, 600]\noutcome = \"rejected\"\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("invalid status 99"), "{errors:?}");
+        assert!(errors[1].contains("invalid status 600"), "{errors:?}");
+    }
+
+    #[test]
+    fn huge_integer_is_named() {
+        let errors = messages("[[steps]]\nrealistic = 1\nrepeat = 99999999999999999999999\n");
+        assert_eq!(
+            errors,
+            [
+                "probe.toml:7:10: invalid number 99999999999999999999999: it is too large; use a \
+              number in the range docs/scenarios.md gives for this key"
+            ]
+        );
+    }
+
+    #[test]
+    fn duration_errors_name_the_problem() {
+        let expect = |value: &str| {
+            messages(&format!(
+                "[[steps]]\nrealistic = 1\n[steps.expect]\nmax_latency = {value}\n"
+            ))
+            .join("\n")
+        };
+        let unit = expect("\"5 parsecs\"");
+        assert!(
+            unit.contains(": unknown unit \"parsecs\"; write a number with the unit ms, s or m"),
+            "{unit}"
+        );
+        assert!(!unit.contains("months"), "{unit}");
+        let large = expect("\"99999999999999999999s\"");
+        assert!(large.contains(": the number is too large; "), "{large}");
+        assert!(!large.contains("1ns"), "{large}");
+        let bare = expect("\"2\"");
+        assert!(bare.contains(": the number 2 has no unit; "), "{bare}");
+        let integer = expect("500");
+        assert!(
+            integer.contains(
+                "wrong type: integer `500`, expected a string with a duration such as \"2s\""
+            ),
+            "{integer}"
+        );
+    }
+
+    #[test]
     fn step_needs_exactly_one_source() {
         let none = messages("[[steps]]\nrepeat = 2\n");
         assert!(none[0].contains("this one has none"), "{none:?}");

@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::error::{Position, ScenarioError, ScenarioErrorKind};
 use super::format::{
-    RawBodyKind, RawEvent, RawExpect, RawOrder, RawPercentile, RawScenario, RawStatus, RawStep,
+    LatencyText, RawBodyKind, RawEvent, RawExpect, RawOrder, RawPercentile, RawScenario, RawStatus,
+    RawStep,
 };
 use super::{
     EventSpec, Expectation, ExpectedOutcome, LatencyLimit, MessageSource, Order, PercentileLimit,
@@ -587,7 +588,9 @@ impl<'a> Checker<'a> {
                         ),
                     }
                 }
-                Some(StatusSet::Codes(valid))
+                // An invalid code is reported above; comparing the rest with
+                // `outcome` would only add a second, confusing mistake.
+                (valid.len() == codes.len()).then_some(StatusSet::Codes(valid))
             }
             RawStatus::Class(text) => {
                 let bytes = text.as_bytes();
@@ -676,8 +679,8 @@ impl<'a> Checker<'a> {
 
     /// Parses a duration such as `2s`, or a share of the deadline such as
     /// `50%`.
-    fn latency_limit(&mut self, text: &Spanned<String>, key: &str) -> LatencyLimit {
-        let value = text.get_ref().trim();
+    fn latency_limit(&mut self, text: &Spanned<LatencyText>, key: &str) -> LatencyLimit {
+        let value = text.get_ref().0.trim();
         if let Some(number) = value.strip_suffix('%') {
             return match number.trim().parse::<f64>() {
                 Ok(percent) if percent > 0.0 && percent <= 100.0 => {
@@ -708,8 +711,10 @@ impl<'a> Checker<'a> {
                 self.invalid(
                     text.span(),
                     format!(
-                        "invalid duration \"{value}\" for {key}: {error}; write a duration such \
-                         as 250ms, 2s or 1m30s, or a share of the deadline such as 50%"
+                        "invalid duration \"{value}\" for {key}: {}; write a number with the unit \
+                         ms, s or m, such as 250ms, 2s or 1m30s, or a share of the deadline such \
+                         as 50%",
+                        duration_problem(value, &error)
                     ),
                 );
                 LatencyLimit::DeadlineShare(100.0)
@@ -761,6 +766,27 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Says what is wrong with a duration that did not parse, in place of the
+/// parser's message, which lists units such as months and years that make
+/// no sense for a latency.
+fn duration_problem(value: &str, error: &humantime::DurationError) -> String {
+    use humantime::DurationError;
+    match error {
+        DurationError::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+            format!("the number {value} has no unit")
+        }
+        DurationError::UnknownUnit { unit, .. } => format!("unknown unit \"{unit}\""),
+        DurationError::NumberOverflow if value.contains('.') => {
+            "the number is too large or finer than 1 ns".to_string()
+        }
+        DurationError::NumberOverflow => "the number is too large".to_string(),
+        DurationError::Empty => "it is empty".to_string(),
+        DurationError::InvalidCharacter(_) | DurationError::NumberExpected(_) => {
+            "it is not a number followed by a unit".to_string()
+        }
+    }
+}
+
 /// Words an unknown discriminator or action: the nearest documented one,
 /// the full list, and how to send it on purpose.
 fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> String {
@@ -771,7 +797,7 @@ fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> S
     );
     match suggest(word, known) {
         Some(nearest) => format!("{lead}; did you mean \"{nearest}\"? The {tail}"),
-        None => format!("{lead}; the {tail}"),
+        None => format!("{lead}. The {tail}"),
     }
 }
 
