@@ -508,10 +508,19 @@ impl<'a> Checker<'a> {
         kind: Option<RawBodyKind>,
     ) -> Option<MessageSource> {
         let relative = Path::new(file.get_ref());
-        let path: PathBuf = match self.file.parent() {
-            Some(folder) => folder.join(relative),
-            None => relative.to_path_buf(),
-        };
+        let folder = self.file.parent().unwrap_or(Path::new(""));
+        let path: PathBuf = folder.join(relative);
+        if let Some(problem) = body_path_problem(folder, relative, &path) {
+            self.invalid(
+                file.span(),
+                format!(
+                    "invalid body_file \"{}\": {problem}; give a path inside the scenario file's \
+                     folder, relative to it, such as \"bodies/message.json\"",
+                    file.get_ref()
+                ),
+            );
+            return None;
+        }
         match (self.read_body)(&path) {
             Ok(bytes) => Some(MessageSource::Body {
                 path,
@@ -764,6 +773,41 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// Says why a body file may not be read: an absolute path, or one that
+/// leaves the scenario file's folder through `..` or a symbolic link. A
+/// scenario file can come from someone else, and must not send the
+/// contents of arbitrary files to a receiver.
+fn body_path_problem(folder: &Path, relative: &Path, path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    if relative.has_root() || relative.is_absolute() {
+        return Some("the path is absolute");
+    }
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Some("the path leaves the scenario file's folder");
+            }
+        }
+    }
+    // Links are resolved only where both paths exist on disk; the built-in
+    // suite's bodies, for one, are not files.
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    if let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize())
+        && !real_path.starts_with(&real_folder)
+    {
+        return Some("the path leads out of the scenario file's folder through a symbolic link");
+    }
+    None
 }
 
 /// Says what is wrong with a duration that did not parse, in place of the
