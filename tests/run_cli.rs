@@ -528,3 +528,46 @@ async fn common_word_tokens_keep_reports_intact() {
         );
     }
 }
+
+#[tokio::test]
+async fn failure_reason_shows_redirect_chain() {
+    let fault = Fault::RedirectThen {
+        status: 307,
+        then: 401,
+    };
+    let fixture = Fixture::with_fault(Some(TOKEN), fault).await;
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("report.xml");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--filter",
+        "redirect-status",
+        "--report",
+        &format!("junit={}", junit_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+
+    let final_url = format!("{}redirected?Token=", fixture.url());
+    assert!(
+        stdout.contains(&format!(
+            "expected 2xx, but rejected with 401 after 307 → {final_url}<redacted> (send 1 of 1"
+        )),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    assert!(
+        junit.contains(&format!(
+            "rejected with 401 after 307 → {final_url}&lt;redacted&gt;"
+        )),
+        "{junit}"
+    );
+    assert_token_absent("stdout", &stdout);
+    assert_token_absent("junit", &junit);
+}

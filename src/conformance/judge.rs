@@ -59,20 +59,28 @@ pub(super) fn judge_step(
 fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String> {
     let mut problems = Vec::new();
     let wanted = expected_words(expect);
+    let after = redirect_chain(attempt);
     match (&attempt.outcome, expect.outcome) {
         (Outcome::Delivered { status }, ExpectedOutcome::Accepted)
         | (Outcome::Rejected { status }, ExpectedOutcome::Rejected) => {
             if let Some(set) = &expect.status
                 && !set.contains(*status)
             {
-                problems.push(format!("expected {wanted}, but responded with {status}"));
+                problems.push(format!(
+                    "expected {wanted}, but responded with {status}{after}"
+                ));
             }
         }
         (Outcome::Delivered { status }, ExpectedOutcome::Rejected) => {
-            problems.push(format!("expected {wanted}, but accepted with {status}"));
+            problems.push(format!(
+                "expected {wanted}, but accepted with {status}{after}"
+            ));
         }
         (outcome, _) => {
-            problems.push(format!("expected {wanted}, but {}", outcome.describe()));
+            problems.push(format!(
+                "expected {wanted}, but {}{after}",
+                outcome.describe()
+            ));
         }
     }
 
@@ -88,6 +96,21 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
         ));
     }
     problems
+}
+
+/// Describes the redirects an attempt followed before its outcome, such as
+/// ` after 307 → http://127.0.0.1:8080/final`, or nothing without any. The
+/// locations are redacted where they are recorded.
+fn redirect_chain(attempt: &AttemptReport) -> String {
+    if attempt.redirects.is_empty() {
+        return String::new();
+    }
+    let hops: Vec<String> = attempt
+        .redirects
+        .iter()
+        .map(|hop| format!("{} → {}", hop.status, hop.location))
+        .collect();
+    format!(" after {}", hops.join(", "))
 }
 
 /// Describes the expected response: `2xx`, `401 or 403`, `a 4xx or 5xx
@@ -374,6 +397,26 @@ mod tests {
         assert!(
             findings[0].starts_with("expected a response without a redirect, but redirected 307 to http://127.0.0.1:9/redirected"),
             "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn failure_after_redirect_names_chain() {
+        let mut rejected = attempt(1, Outcome::Rejected { status: 401 }, 2);
+        for (status, path) in [(307, "moved"), (308, "final")] {
+            rejected.redirects.push(RedirectHop {
+                status,
+                location: format!("http://127.0.0.1:9/{path}?Token=<redacted>"),
+            });
+        }
+        assert_eq!(
+            judge(accepted(), &[rejected]),
+            vec![
+                "expected 2xx, but rejected with 401 after 307 → \
+                 http://127.0.0.1:9/moved?Token=<redacted>, 308 → \
+                 http://127.0.0.1:9/final?Token=<redacted> (send 1 of 1: 1 General event, \
+                 PaymentUpdated)"
+            ]
         );
     }
 
