@@ -189,6 +189,7 @@ fn report() -> SuiteReport {
             .with_timezone(&Utc),
         elapsed: ms(2620),
         summary: StatusCounts::of(&checks),
+        token_rejected: false,
         checks,
     }
 }
@@ -237,5 +238,21 @@ fn junit_counts_failures_and_skips() {
     assert!(
         xml.contains(r#"tests="5" skipped="1" failures="1" errors="0""#),
         "{xml}"
+    );
+}
+
+#[test]
+fn token_note_follows_summary() {
+    let mut report = report();
+    report.token_rejected = true;
+    let text = terminal::render(&report);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[lines.len() - 2].starts_with("5 checks in 2.62 s"),
+        "{text}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("note: the receiver answered 401 or 403"),
+        "{text}"
     );
 }

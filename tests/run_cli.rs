@@ -571,3 +571,67 @@ async fn failure_reason_shows_redirect_chain() {
     assert_token_absent("stdout", &stdout);
     assert_token_absent("junit", &junit);
 }
+
+#[tokio::test]
+async fn rejected_token_gets_one_clear_note() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::None).await;
+    let folder = TempDir::new().unwrap();
+    let json_path = folder.path().join("report.json");
+    let wrong = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        "not-the-token",
+        "--filter",
+        "general-discriminators",
+        "--filter",
+        "unknown-*",
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&wrong.stdout);
+    assert_eq!(wrong.status.code(), Some(1), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("note: the receiver answered 401 or 403 to every request with the token, so the token is probably wrong"),
+        "{stdout}"
+    );
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["token_rejected"], true);
+
+    let missing = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--filter",
+        "general-discriminators",
+    ])
+    .await;
+    let stdout = text(&missing.stdout);
+    assert!(
+        stdout.contains("so it probably needs its token; give it with --token"),
+        "{stdout}"
+    );
+
+    let right = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--filter",
+        "general-discriminators",
+    ])
+    .await;
+    assert!(
+        !text(&right.stdout).contains("note:"),
+        "{}",
+        text(&right.stdout)
+    );
+}

@@ -158,6 +158,7 @@ impl Runner {
             started_at,
             elapsed: started.elapsed(),
             summary: StatusCounts::of(&checks),
+            token_rejected: token_rejected(scenarios, &checks),
             checks,
         }
     }
@@ -321,6 +322,28 @@ impl Runner {
             attempts,
         }
     }
+}
+
+/// Returns whether the receiver answered 401 or 403 to every attempt of
+/// the steps that send the run's token in the usual parameter, or would
+/// have sent it had it been known. Then the token is probably wrong or
+/// missing, and most other findings follow from that.
+fn token_rejected(scenarios: &[Scenario], checks: &[CheckReport]) -> bool {
+    let mut attempts = 0;
+    for (scenario, check) in scenarios.iter().zip(checks) {
+        for (step, report) in scenario.steps.iter().zip(&check.steps) {
+            if step.token != TokenMode::Right || step.token_param.is_some() {
+                continue;
+            }
+            for attempt in &report.attempts {
+                if !matches!(attempt.outcome, Outcome::Rejected { status: 401 | 403 }) {
+                    return false;
+                }
+                attempts += 1;
+            }
+        }
+    }
+    attempts > 0
 }
 
 /// Derives a check's status from its findings.

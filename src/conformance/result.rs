@@ -53,6 +53,10 @@ pub struct SuiteReport {
     pub elapsed: Duration,
     /// The totals per status.
     pub summary: StatusCounts,
+    /// Whether the receiver answered 401 or 403 to every request that
+    /// carried the run's token, or would have carried it had it been
+    /// known: the token is then probably wrong or missing.
+    pub token_rejected: bool,
     /// Every check, in run order.
     pub checks: Vec<CheckReport>,
 }

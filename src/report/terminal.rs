@@ -85,7 +85,7 @@ pub fn summary_line(report: &SuiteReport) -> String {
     } else {
         "checks"
     };
-    format!(
+    let mut text = format!(
         "{} {noun} in {}: {} passed, {} failed, {} warned, {} skipped\n",
         counts.checks,
         format_duration(report.elapsed),
@@ -93,7 +93,25 @@ pub fn summary_line(report: &SuiteReport) -> String {
         counts.failed,
         counts.warned,
         counts.skipped
-    )
+    );
+    if report.token_rejected {
+        text.push_str(token_note(report.target.token_known));
+        text.push('\n');
+    }
+    text
+}
+
+/// Explains a run in which the receiver rejected every request that
+/// should have been accepted with 401 or 403.
+fn token_note(token_known: bool) -> &'static str {
+    if token_known {
+        "note: the receiver answered 401 or 403 to every request with the token, so the token is \
+         probably wrong; check the value given with --token, --token-file or MEWSHOOK_TOKEN, and \
+         the parameter name given with --token-param"
+    } else {
+        "note: the receiver answered 401 or 403 to every request, so it probably needs its token; \
+         give it with --token, --token-file or MEWSHOOK_TOKEN"
+    }
 }
 
 /// Renders the whole output of a run, as printed piece by piece while it
