@@ -281,6 +281,22 @@ async fn invalid_flags_exit_two() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 
+    let junit = format!("junit={}", folder.path().join("same.out").display());
+    let json = format!("json={}/./same.out", folder.path().display());
+    let output = mewshook(&["run", "--report", &junit, "--report", &json]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--report {junit} and --report {json} write the same file"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing runs with clashing reports"
+    );
+
     let report = format!("junit={}", missing_folder.display());
     let output = mewshook(&["run", "--report", &report]).await;
     assert_eq!(output.status.code(), Some(2));

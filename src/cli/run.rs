@@ -214,9 +214,10 @@ fn select(scenarios: Vec<Scenario>, patterns: &[String]) -> Result<Vec<Scenario>
     Ok(selected)
 }
 
-/// Fails early when a report's folder does not exist, rather than after
-/// the whole suite has run.
+/// Fails early when a report's folder does not exist, or two reports
+/// would write the same file, rather than after the whole suite has run.
 fn check_report_folders(reports: &[ReportRequest]) -> Result<(), Failure> {
+    let mut targets: Vec<(PathBuf, &ReportRequest)> = Vec::new();
     for request in reports {
         let folder = request.path.parent().unwrap_or(Path::new(""));
         if !folder.as_os_str().is_empty() && !folder.is_dir() {
@@ -225,8 +226,42 @@ fn check_report_folders(reports: &[ReportRequest]) -> Result<(), Failure> {
                 request.path.display()
             )));
         }
+        let target = resolved_report_path(folder, &request.path);
+        if let Some((_, first)) = targets.iter().find(|(other, _)| *other == target) {
+            return Err(Failure::Input(format!(
+                "--report {} and --report {} write the same file; give each report its own path",
+                describe_request(first),
+                describe_request(request)
+            )));
+        }
+        targets.push((target, request));
     }
     Ok(())
+}
+
+/// Returns the file a report is written to, with its folder resolved, so
+/// that `out.json` and `./out.json` compare equal.
+fn resolved_report_path(folder: &Path, path: &Path) -> PathBuf {
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    match path.file_name() {
+        Some(name) => folder.join(name),
+        None => folder,
+    }
+}
+
+fn describe_request(request: &ReportRequest) -> String {
+    let kind = match request.kind {
+        ReportKind::Junit => "junit",
+        ReportKind::Json => "json",
+    };
+    format!("{kind}={}", request.path.display())
 }
 
 /// Runs the suite, printing the header, each check as it finishes and the
