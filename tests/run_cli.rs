@@ -221,6 +221,9 @@ async fn list_prints_name_severity_and_summary() {
     let output = mewshook(&["run", "--list", &suite_folder()]).await;
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0));
+    for line in stdout.lines() {
+        assert!(line.contains("  severity: "), "{line}");
+    }
     assert_golden("run-list.txt", &stdout);
 }
 

@@ -132,13 +132,14 @@ pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
 }
 
 /// Renders the `--list` output: name, severity and summary of each check.
+/// The severity is labelled, because a bare `fail` reads like a result.
 pub fn list(scenarios: &[Scenario]) -> String {
     let width = name_width(scenarios.iter().map(|scenario| scenario.name.as_str()));
     let mut text = String::new();
     for scenario in scenarios {
         let _ = writeln!(
             text,
-            "{:<width$}  {:<4}  {}",
+            "{:<width$}  severity: {:<4}  {}",
             scenario.name,
             scenario.worst_severity().to_string(),
             scenario.summary
