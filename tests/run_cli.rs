@@ -10,6 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use fixtures::{Fault, Fixture};
 use support::{assert_golden, normalize_run_output};
@@ -265,7 +266,7 @@ async fn builtin_suite_runs_outside_a_checkout() {
 async fn invalid_flags_exit_two() {
     let folder = TempDir::new().unwrap();
     let missing_folder = folder.path().join("nowhere/report.xml");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["run", "--report", "html=report.html"],
             "unknown report kind \"html\"",
@@ -276,6 +277,8 @@ async fn invalid_flags_exit_two() {
             "no check matches --filter no-such-check",
         ),
         (&["run", "--timeout", "soon"], "invalid duration \"soon\""),
+        (&["run", "--timeout", "1ns"], "--timeout 1ns is below 1 ms"),
+        (&["run", "--timeout", "0s"], "--timeout 0s is below 1 ms"),
     ];
     for (args, expected) in cases {
         let output = mewshook(args).await;
@@ -652,5 +655,29 @@ async fn rejected_token_gets_one_clear_note() {
         !text(&right.stdout).contains("note:"),
         "{}",
         text(&right.stdout)
+    );
+}
+
+#[tokio::test]
+async fn timeout_names_the_deadline() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(500))).await;
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--timeout",
+        "100ms",
+        "--filter",
+        "content-type-charset",
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("expected 2xx, but no response within 100 ms (send 1 of 1"),
+        "{stdout}"
     );
 }

@@ -72,7 +72,7 @@ pub struct RunArgs {
     filter: Vec<String>,
 
     /// Deadline of one attempt, covering connect, redirects and the
-    /// response body; Mews allows 5 s.
+    /// response body; at least 1ms. Mews allows 5 s.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
@@ -119,10 +119,11 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
             "--token-param is empty; give a query parameter name such as Token".to_string(),
         ));
     }
-    if args.timeout.is_zero() {
-        return Err(Failure::Input(
-            "--timeout is zero; give a positive duration such as 5s".to_string(),
-        ));
+    if args.timeout < Duration::from_millis(1) {
+        return Err(Failure::Input(format!(
+            "--timeout {} is below 1 ms, too short for any response; give a deadline such as 5s",
+            humantime::format_duration(args.timeout)
+        )));
     }
     let scenarios = select(load_scenarios(&args.paths)?, &args.filter)?;
     if args.list {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::result::{AttemptReport, Finding, format_duration, percentile};
-use crate::delivery::Outcome;
+use crate::delivery::{Outcome, TimeoutPhase};
 use crate::scenario::{Expectation, ExpectedOutcome, LatencyLimit, Step};
 
 /// Returns the findings for `attempts`, the attempts of `step`, under a
@@ -22,7 +22,7 @@ pub(super) fn judge_step(
     let expect = &step.expect;
     let mut problems: Vec<(String, Vec<&AttemptReport>)> = Vec::new();
     for attempt in attempts {
-        for problem in attempt_problems(expect, attempt) {
+        for problem in attempt_problems(expect, attempt, deadline) {
             match problems.iter_mut().find(|(text, _)| *text == problem) {
                 Some((_, list)) => list.push(attempt),
                 None => problems.push((problem, vec![attempt])),
@@ -56,7 +56,11 @@ pub(super) fn judge_step(
 }
 
 /// Lists the problems of one attempt, apart from its latency.
-fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String> {
+fn attempt_problems(
+    expect: &Expectation,
+    attempt: &AttemptReport,
+    deadline: Duration,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let wanted = expected_words(expect);
     let after = redirect_chain(attempt);
@@ -75,6 +79,16 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
             problems.push(format!(
                 "expected {wanted}, but accepted with {status}{after}"
             ));
+        }
+        (Outcome::TimedOut { phase }, _) => {
+            let deadline = format_duration(deadline);
+            let what = match phase {
+                TimeoutPhase::Headers => format!("no response within {deadline}"),
+                TimeoutPhase::Body => {
+                    format!("the response body was not complete within {deadline}")
+                }
+            };
+            problems.push(format!("expected {wanted}, but {what}{after}"));
         }
         (outcome, _) => {
             problems.push(format!(
@@ -219,7 +233,7 @@ fn describe_limit(limit: LatencyLimit, deadline: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::{ConnectionErrorKind, RedirectHop, TimeoutPhase};
+    use crate::delivery::{ConnectionErrorKind, RedirectHop};
     use crate::payload::WebhookKind;
     use crate::scenario::{MessageSource, Order, PercentileLimit, Severity, StatusSet, TokenMode};
 
@@ -360,7 +374,10 @@ mod tests {
                 ],
             );
             assert_eq!(findings.len(), 2, "{findings:?}");
-            assert!(findings[0].contains(", but timed out waiting for the response headers"));
+            assert!(
+                findings[0].contains(", but no response within 5 s (send 1"),
+                "{findings:?}"
+            );
             assert!(findings[1].contains(", but connection reset: closed"));
         }
     }
