@@ -66,8 +66,8 @@ pub struct RunArgs {
     list: bool,
 
     /// Run only checks whose name contains PATTERN, or matches it whole as
-    /// a glob when it has * or ? (repeatable: a check runs when any
-    /// pattern matches).
+    /// a glob when it has * or ?, ignoring case (repeatable: a check runs
+    /// when any pattern matches).
     #[arg(long, value_name = "PATTERN")]
     filter: Vec<String>,
 
