@@ -189,6 +189,7 @@ fn report() -> SuiteReport {
             .with_timezone(&Utc),
         elapsed: ms(2620),
         summary: StatusCounts::of(&checks),
+        interrupted: false,
         token_rejected: false,
         checks,
     }
@@ -255,4 +256,23 @@ fn token_note_follows_summary() {
         lines[lines.len() - 1].starts_with("note: the receiver answered 401 or 403"),
         "{text}"
     );
+}
+
+#[test]
+fn interrupted_run_is_marked() {
+    let mut report = report();
+    report.interrupted = true;
+    let text = terminal::render(&report);
+    assert!(
+        text.contains("\ninterrupted: the check in progress and the ones after it did not run"),
+        "{text}"
+    );
+    let xml = junit::render(&report).unwrap();
+    assert!(
+        xml.contains(r#"<property name="interrupted" value="true"/>"#),
+        "{xml}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&json::render(&report).unwrap()).unwrap();
+    assert_eq!(value["interrupted"], true);
+    assert!(!report.passed(), "an interrupted run does not pass");
 }

@@ -681,3 +681,69 @@ async fn timeout_names_the_deadline() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn interrupt_writes_finished_checks() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    // Each response takes 100 ms: the first check sends one message, and
+    // the second sends 20, so it is still running when the signal comes.
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(100))).await;
+    let folder = TempDir::new().unwrap();
+    let json_path = folder.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args([
+            "run",
+            &suite_folder(),
+            "--url",
+            fixture.url().as_str(),
+            "--token",
+            TOKEN,
+            "--filter",
+            "content-type-charset",
+            "--filter",
+            "latency-headroom",
+            "--report",
+            &format!("json={}", json_path.display()),
+        ])
+        .env_remove("MEWSHOOK_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.starts_with("PASS  content-type-charset") {
+            break;
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+
+    assert_eq!(status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("\ninterrupted: the check in progress and the ones after it did not run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 check in ") && stdout.contains(": 1 passed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("latency-headroom "), "{stdout}");
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["interrupted"], true);
+    assert_eq!(value["summary"]["checks"], 1);
+}

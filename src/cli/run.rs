@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mewshook::conformance::{
-    NameFilter, RunOptions, Runner, RunnerError, SuiteReport, Target, selects,
+    CheckReport, NameFilter, RunOptions, Runner, RunnerError, SuiteReport, Target, selects,
     start_embedded_receiver,
 };
 use mewshook::exit;
@@ -15,6 +15,7 @@ use mewshook::report::{ReportKind, ReportRequest, json, junit, terminal};
 use mewshook::scenario::{self, LoadOutcome, Scenario};
 
 use super::common::{TokenArgs, parse_duration, parse_http_url, resolve_token};
+use super::signal::StopSignal;
 
 /// Arguments of `mewshook run`.
 #[derive(Debug, Args)]
@@ -37,7 +38,11 @@ Exit codes:
   1  a check failed
   2  invalid input: a bad flag or scenario file, or no check matches --filter
   3  runtime error, for example the embedded receiver cannot bind a port or a
-     report cannot be written")]
+     report cannot be written, or the run was interrupted
+
+Ctrl-C (or SIGTERM) stops the run between checks: the check in progress is
+abandoned, the summary and the reports cover the finished checks and say
+that the run was interrupted, and run exits with 3.")]
 pub struct RunArgs {
     /// Scenario files or folders; folders are searched recursively for
     /// *.toml [default: scenarios/, or the built-in suite].
@@ -160,18 +165,33 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
         RunnerError::EmptyTokenParam => Failure::Input(error.to_string()),
         RunnerError::Client(_) => Failure::Runtime(error.to_string()),
     })?;
-    let report = run_with_progress(&runner, &scenarios, args.timeout).await;
+    // Ctrl-C or SIGTERM ends the run between checks rather than the
+    // process, so that the finished checks still reach the reports.
+    let mut stop_signal = StopSignal::new()
+        .map_err(|error| Failure::Runtime(format!("failed to listen for Ctrl-C: {error}")))?;
+    let report = run_with_progress(&runner, &scenarios, args.timeout, stop_signal.recv()).await;
     if let Some(receiver) = receiver {
-        receiver.stop().await;
+        if report.interrupted {
+            // Attempts of the abandoned check may still be in flight; do
+            // not keep an interrupted user waiting for their deadline.
+            let _ = tokio::time::timeout(RECEIVER_STOP_GRACE, receiver.stop()).await;
+        } else {
+            receiver.stop().await;
+        }
     }
 
     write_reports(&args.report, &report)?;
-    Ok(if report.passed() {
+    Ok(if report.interrupted {
+        exit::RUNTIME_ERROR
+    } else if report.passed() {
         exit::SUCCESS
     } else {
         exit::FAILURE
     })
 }
+
+/// How long an interrupted run waits for the embedded receiver to stop.
+const RECEIVER_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Loads the scenarios, printing every mistake found before giving up.
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Failure> {
@@ -271,16 +291,14 @@ async fn run_with_progress(
     runner: &Runner,
     scenarios: &[Scenario],
     deadline: Duration,
+    stop: impl Future<Output = ()>,
 ) -> SuiteReport {
     let width = terminal::name_width(scenarios.iter().map(|s| s.name.as_str()));
     let header = terminal::header(&runner.target_summary(), scenarios.len(), deadline);
     print_now(&header);
 
-    let report = runner
-        .run(scenarios, |check| {
-            print_now(&terminal::check_block(check, width));
-        })
-        .await;
+    let on_check = |check: &CheckReport| print_now(&terminal::check_block(check, width));
+    let report = runner.run_until(scenarios, on_check, stop).await;
     print_now(&terminal::summary_line(&report));
     report
 }

@@ -85,7 +85,14 @@ pub fn summary_line(report: &SuiteReport) -> String {
     } else {
         "checks"
     };
-    let mut text = format!(
+    let mut text = String::new();
+    if report.interrupted {
+        text.push_str(
+            "interrupted: the check in progress and the ones after it did not run; the counts \
+             and reports cover the finished checks only\n",
+        );
+    }
+    text.push_str(&format!(
         "{} {noun} in {}: {} passed, {} failed, {} warned, {} skipped\n",
         counts.checks,
         format_duration(report.elapsed),
@@ -93,7 +100,7 @@ pub fn summary_line(report: &SuiteReport) -> String {
         counts.failed,
         counts.warned,
         counts.skipped
-    );
+    ));
     if report.token_rejected {
         text.push_str(token_note(report.target.token_known));
         text.push('\n');
