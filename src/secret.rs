@@ -1,7 +1,7 @@
 //! Keeping the webhook token out of every output stream.
 //!
 //! The token travels in the query string, so any URL, error message or
-//! response excerpt may carry it, raw or in one of many encodings: a
+//! response excerpt may carry it, raw or in one of many encodings. A
 //! receiver may echo it percent-encoded with upper- or lower-case hex, form
 //! encoded, or escaped inside JSON or HTML by one of the common encoders.
 //! [`Redactor`] replaces every spelling it knows with a placeholder before
@@ -210,10 +210,10 @@ fn spellings(secret: &str) -> Vec<String> {
         spellings.push(spelling);
     }
 
-    // Inside a JSON string, as encoders write it: optionally with `/`
-    // escaped (PHP), with `<`, `>`, `&` escaped (Go) or with those and
-    // `'`, `"`, `+` and `` ` `` escaped (.NET), with non-ASCII characters
-    // escaped (Python, PHP, .NET), in lower- or upper-case hex.
+    // Inside a JSON string, as encoders write it. PHP escapes `/`, Go
+    // escapes `<`, `>` and `&`, and .NET those and `'`, `"`, `+` and `` ` ``.
+    // Python, PHP and .NET escape non-ASCII characters, in lower- or
+    // upper-case hex.
     for escape_slash in [false, true] {
         for escaped in ["", "<>&", "<>&'\"+`"] {
             for escape_non_ascii in [false, true] {
@@ -260,7 +260,7 @@ fn lower_hex(encoded: &str) -> String {
     output
 }
 
-/// How one JSON encoder escapes the content of a string.
+/// The escaping rules of one JSON encoder for the content of a string.
 struct JsonStyle {
     /// Whether `/` is written `\/`.
     escape_slash: bool,

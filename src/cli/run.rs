@@ -77,7 +77,7 @@ pub struct RunArgs {
     filter: Vec<String>,
 
     /// Deadline of one attempt, covering connect, redirects and the
-    /// response body; at least 1ms. Mews allows 5 s.
+    /// response body; at least 1 ms. Mews allows 5 s.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
@@ -172,8 +172,8 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
     let report = run_with_progress(&runner, &scenarios, args.timeout, stop_signal.recv()).await;
     if let Some(receiver) = receiver {
         if report.interrupted {
-            // Attempts of the abandoned check may still be in flight; do
-            // not keep an interrupted user waiting for their deadline.
+            // Attempts of the abandoned check may still be in flight, and
+            // an interrupted user should not wait for their deadline.
             let _ = tokio::time::timeout(RECEIVER_STOP_GRACE, receiver.stop()).await;
         } else {
             receiver.stop().await;
@@ -304,10 +304,9 @@ async fn run_with_progress(
 }
 
 /// Prints `text` as it is. The report's strings are redacted where they
-/// are recorded (URLs, response excerpts, transport errors), so a second
-/// pass over the rendered text is not needed, and it would replace a
-/// common-word token such as `test` inside check names, JSON keys and XML
-/// markup.
+/// are recorded (URLs, response excerpts, transport errors). A second pass
+/// over the rendered text would replace a common-word token such as `test`
+/// inside check names, JSON keys and XML markup.
 fn print_now(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());

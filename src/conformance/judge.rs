@@ -82,13 +82,13 @@ fn attempt_problems(
         }
         (Outcome::TimedOut { phase }, _) => {
             let deadline = format_duration(deadline);
-            let what = match phase {
+            let missed = match phase {
                 TimeoutPhase::Headers => format!("no response within {deadline}"),
                 TimeoutPhase::Body => {
                     format!("the response body was not complete within {deadline}")
                 }
             };
-            problems.push(format!("expected {wanted}, but {what}{after}"));
+            problems.push(format!("expected {wanted}, but {missed}{after}"));
         }
         (outcome, _) => {
             problems.push(format!(

@@ -149,7 +149,7 @@ impl Runner {
 
     /// Runs like [`run`](Self::run) until `stop` completes. Then the check
     /// in progress is abandoned without a record, no further check starts,
-    /// and the report holds the finished checks with `interrupted` set.
+    /// and the report contains the finished checks with `interrupted` set.
     /// Attempts of the abandoned check that are in flight run on in the
     /// background until their deadline.
     pub async fn run_until(
@@ -271,8 +271,8 @@ impl Runner {
             .token_param
             .as_deref()
             .unwrap_or(&self.target.token_param);
-        // The record says what was sent: without a known token, a step that
-        // asks for the right one sends none.
+        // The record names what was sent. Without a known token, a step
+        // that requests the right one sends none.
         let (sent_token, sent_param) = match &token {
             Some(_) => (step.token, Some(param.to_string())),
             None => (TokenMode::Missing, None),
@@ -349,7 +349,7 @@ impl Runner {
     }
 }
 
-/// Returns whether the receiver answered 401 or 403 to every attempt of
+/// Returns whether the receiver responded with 401 or 403 to every attempt of
 /// the steps that send the run's token in the usual parameter, or would
 /// have sent it had it been known. Then the token is probably wrong or
 /// missing, and most other findings follow from that.

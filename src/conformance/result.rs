@@ -56,9 +56,9 @@ pub struct SuiteReport {
     /// Whether the run was stopped, for example by Ctrl-C, before every
     /// check finished; `checks` then holds only the finished ones.
     pub interrupted: bool,
-    /// Whether the receiver answered 401 or 403 to every request that
+    /// Whether the receiver responded with 401 or 403 to every request that
     /// carried the run's token, or would have carried it had it been
-    /// known: the token is then probably wrong or missing.
+    /// known. The token is then probably wrong or missing.
     pub token_rejected: bool,
     /// Every check, in run order.
     pub checks: Vec<CheckReport>,

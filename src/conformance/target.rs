@@ -206,7 +206,7 @@ fn take_token(url: &Url, param: &str) -> Result<(Url, Option<String>), TargetErr
     let Some(query) = url.query() else {
         return Ok((url.clone(), None));
     };
-    let mut kept = Vec::new();
+    let mut kept_pairs = Vec::new();
     let mut values: Vec<String> = Vec::new();
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -219,15 +219,15 @@ fn take_token(url: &Url, param: &str) -> Result<(Url, Option<String>), TargetErr
                 param: param.to_string(),
             });
         } else {
-            kept.push(pair);
+            kept_pairs.push(pair);
         }
     }
 
     let mut stripped = url.clone();
-    if kept.iter().all(|pair| pair.is_empty()) {
+    if kept_pairs.iter().all(|pair| pair.is_empty()) {
         stripped.set_query(None);
     } else {
-        stripped.set_query(Some(&kept.join("&")));
+        stripped.set_query(Some(&kept_pairs.join("&")));
     }
     let Some(first) = values.first() else {
         return Ok((stripped, None));

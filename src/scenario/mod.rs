@@ -154,9 +154,9 @@ pub struct Step {
 
 impl Step {
     /// Returns whether the step shows something only when the receiver's
-    /// token is known: it sends a missing, wrong or derived token, which a
-    /// receiver without a token accepts, or the right token under another
-    /// parameter name, which without a token would send nothing.
+    /// token is known. A missing, wrong or derived token is accepted by a
+    /// receiver that has no token, and the right token under another
+    /// parameter name cannot be sent without one.
     pub fn needs_token(&self) -> bool {
         self.token.needs_token() || self.token_param.is_some()
     }

@@ -847,9 +847,9 @@ fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> S
 
 /// Returns the maximum number of messages `source` can turn into at
 /// `batch_cap` events each. The batcher starts a message per enterprise
-/// integration, so each key's events fill their own messages: for listed
-/// events the count is exact per key, and for generated ones it is at most
-/// one partly filled message per enterprise beyond the full ones.
+/// integration, so each key's events fill their own messages. For listed
+/// events the count is exact per key. For generated ones it allows one
+/// partly filled message per enterprise beyond the full ones.
 fn upper_bound_messages(source: &MessageSource, batch_cap: usize, enterprises: usize) -> usize {
     let batch_cap = batch_cap.max(1);
     match source {
