@@ -253,7 +253,7 @@ fn token_note_follows_summary() {
         "{text}"
     );
     assert!(
-        lines[lines.len() - 1].starts_with("note: the receiver answered 401 or 403"),
+        lines[lines.len() - 1].starts_with("note: the receiver responded with 401 or 403"),
         "{text}"
     );
 }

@@ -618,7 +618,7 @@ async fn rejected_token_gets_one_clear_note() {
     assert_eq!(wrong.status.code(), Some(1), "{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("note: the receiver answered 401 or 403 to every request with the token, so the token is probably wrong"),
+        last.starts_with("note: the receiver responded with 401 or 403 to every request with the token, so the token is probably wrong"),
         "{stdout}"
     );
     let json = std::fs::read_to_string(&json_path).unwrap();

@@ -112,11 +112,11 @@ pub fn summary_line(report: &SuiteReport) -> String {
 /// should have been accepted with 401 or 403.
 fn token_note(token_known: bool) -> &'static str {
     if token_known {
-        "note: the receiver answered 401 or 403 to every request with the token, so the token is \
+        "note: the receiver responded with 401 or 403 to every request with the token, so the token is \
          probably wrong; check the value given with --token, --token-file or MEWSHOOK_TOKEN, and \
          the parameter name given with --token-param"
     } else {
-        "note: the receiver answered 401 or 403 to every request, so it probably needs its token; \
+        "note: the receiver responded with 401 or 403 to every request, so it probably needs its token; \
          give it with --token, --token-file or MEWSHOOK_TOKEN"
     }
 }
