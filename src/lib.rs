@@ -15,10 +15,16 @@
 //! - [`sender`]: the long-lived engine that ties these together behind a
 //!   handle.
 //!
-//! [`receiver`] is the reference receiver that `send` targets when no URL
-//! is given, and [`secret`] keeps the token out of every output.
+//! [`receiver`] is the reference receiver that `send` and `bench` target
+//! when no URL is given, and [`secret`] keeps the token out of every
+//! output.
+//!
+//! [`bench`] measures a receiver's latency: it pre-generates bodies with
+//! [`generator`], sends them on the [`delivery`] rules in closed or open
+//! loop, and reports HDR histograms, deadline breaches and thresholds.
 
 pub mod batcher;
+pub mod bench;
 pub mod delivery;
 pub mod exit;
 pub mod generator;

@@ -1,0 +1,637 @@
+//! Load generation: the workers that send requests, in closed or open
+//! loop, and the collector that drains their records once a second.
+//!
+//! Each of the `concurrency` workers owns one connection and sends one
+//! request at a time.
+//!
+//! - **Closed loop**: a worker sends its next request as soon as the last
+//!   one ended. The receiver's speed sets the rate, so a receiver that
+//!   stalls also stops the load, and the few requests caught in the stall
+//!   are all the statistics see of it.
+//! - **Open loop** (`--rate`): request `k` is due at `start + k / rate`
+//!   whatever happened before. A pacer releases each request when it
+//!   falls due, and the next free worker sends it. When every worker is
+//!   busy, released requests wait and go out late, as soon as a worker
+//!   frees up. Latency is measured from the intended send time, so the
+//!   wait shows in the percentiles instead of disappearing (the
+//!   correction for coordinated omission). The service latency, from the
+//!   real send time, is kept beside it.
+//!
+//! The pacer runs on its own thread and sleeps with the operating
+//! system's timer, which on Linux overshoots by tens of microseconds.
+//! tokio's timer has a resolution of 1 ms, which would add up to about
+//! 1 ms of lag to every open-loop request and swamp the latency of a fast
+//! receiver. [`Pacing::Timer`] uses tokio's timer anyway, so that tests
+//! can run the schedule on tokio's paused clock.
+//!
+//! Warmup requests are sent like the others but never recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, TryAcquireError, watch};
+use tokio::time::Instant;
+
+use super::client::{Connection, Transport};
+use super::schedule::{Pacer, Schedule, count_due_before};
+use super::stats::{Collector, Live, Measurements, RecordRules, Recorder, Sample};
+
+/// How requests are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Each worker sends as soon as its last request ended.
+    Closed,
+    /// Requests are due at a fixed rate, whatever the receiver does.
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+}
+
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// After this long, counted from the end of the warmup.
+    Duration(Duration),
+    /// After this many measured requests.
+    Requests(u64),
+}
+
+/// How the open-loop pacer waits for the next request to fall due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// A thread of its own, sleeping with the operating system's timer:
+    /// lag of tens of microseconds. The default.
+    Thread,
+    /// A tokio task on tokio's timer: lag of up to about 1 ms, but it
+    /// follows tokio's paused clock, for tests.
+    Timer,
+}
+
+/// Everything the workers need to know about the load.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadPlan {
+    /// Closed or open loop.
+    pub mode: Mode,
+    /// When to stop.
+    pub limit: Limit,
+    /// How long requests are sent without being recorded first.
+    pub warmup: Duration,
+    /// Workers, each with one connection and one request in flight.
+    pub concurrency: usize,
+    /// How samples are judged.
+    pub rules: RecordRules,
+    /// How the open-loop pacer waits.
+    pub pacing: Pacing,
+}
+
+/// Starts and observes a run from outside: stop it early, watch its
+/// progress.
+#[derive(Debug, Clone)]
+pub struct Control {
+    stop: Arc<watch::Sender<bool>>,
+    live: Arc<watch::Sender<Live>>,
+}
+
+impl Control {
+    /// Creates a control for one run.
+    pub fn new() -> Control {
+        Control {
+            stop: Arc::new(watch::channel(false).0),
+            live: Arc::new(watch::channel(Live::default()).0),
+        }
+    }
+
+    /// Asks the run to stop: no new request is sent, requests in flight
+    /// finish (within the deadline) and are counted.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// A receiver of the live view, updated once a second.
+    pub fn subscribe(&self) -> watch::Receiver<Live> {
+        self.live.subscribe()
+    }
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new()
+    }
+}
+
+/// What the workers measured, and over which window.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    /// The histograms, counters and time series.
+    pub measurements: Measurements,
+    /// From the start of measurement to the end of the last counted
+    /// request.
+    pub window: Duration,
+    /// Requests sent during the warmup, not counted.
+    pub warmup_requests: u64,
+    /// Open loop with a duration: measured requests the schedule called
+    /// for that never went out, because the window ended before a worker
+    /// was free. Zero otherwise.
+    pub unsent: u64,
+    /// Whether the run was stopped early through [`Control::stop`].
+    pub interrupted: bool,
+}
+
+/// The state every worker shares.
+struct Shared {
+    recorder: Recorder,
+    origin: Instant,
+    measure_start: Instant,
+    /// The end of the window for a duration-limited run.
+    end: Option<Instant>,
+    /// Closed loop: requests taken (for body selection). Open loop: the
+    /// next schedule index.
+    next: AtomicU64,
+    /// Measured requests taken so far.
+    measured_taken: AtomicU64,
+    /// Measured requests the run may send, for a count-limited run.
+    measured_budget: Option<u64>,
+    warmup_requests: AtomicU64,
+    /// The latest end of a counted request, in nanoseconds since `origin`.
+    last_finish: AtomicU64,
+}
+
+impl Shared {
+    fn note_finish(&self, finished: Instant) {
+        let nanos = finished.saturating_duration_since(self.origin).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.last_finish.fetch_max(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Where the open-loop schedule stands.
+#[derive(Debug, Clone, Copy)]
+struct OpenPlan {
+    schedule: Schedule,
+    /// Indices below this are warmup.
+    warmup_indices: u64,
+    /// Indices at or above this are never sent.
+    end_index: u64,
+}
+
+/// Runs the load against `transport`, sending bodies `0..pool_len` in
+/// turn, and returns what was measured.
+pub async fn drive<T: Transport>(
+    plan: &LoadPlan,
+    transport: Arc<T>,
+    control: &Control,
+) -> LoadResult {
+    let origin = Instant::now();
+    let concurrency = plan.concurrency.max(1);
+    let shards = concurrency.min(
+        std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4),
+    );
+
+    // The open-loop schedule fixes the start of measurement at the
+    // intended time of the first measured request.
+    let open = match plan.mode {
+        Mode::Open { rate } => {
+            let warmup_indices = count_due_before(plan.warmup, rate);
+            let measured = match plan.limit {
+                Limit::Duration(duration) => count_due_before(duration, rate),
+                Limit::Requests(count) => count,
+            };
+            Some(OpenPlan {
+                schedule: Schedule::new(origin, rate),
+                warmup_indices,
+                end_index: warmup_indices.saturating_add(measured),
+            })
+        }
+        Mode::Closed => None,
+    };
+    let measure_start = match &open {
+        Some(open) => open.schedule.intended(open.warmup_indices),
+        None => origin + plan.warmup,
+    };
+    let end = match plan.limit {
+        Limit::Duration(duration) => Some(measure_start + duration),
+        Limit::Requests(_) => None,
+    };
+    let measured_budget = match plan.limit {
+        Limit::Requests(count) => Some(count),
+        Limit::Duration(_) => None,
+    };
+
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(shards, plan.rules),
+        origin,
+        measure_start,
+        end,
+        next: AtomicU64::new(0),
+        measured_taken: AtomicU64::new(0),
+        measured_budget,
+        warmup_requests: AtomicU64::new(0),
+        last_finish: AtomicU64::new(0),
+    });
+
+    let (done_tx, done_rx) = watch::channel(false);
+    let collector = tokio::spawn(collect(
+        shared.clone(),
+        open.is_some(),
+        done_rx,
+        control.live.clone(),
+    ));
+    // Open loop: the pacer adds one permit per request as it falls due,
+    // and a worker takes a permit before each send.
+    let permits = Arc::new(Semaphore::new(0));
+    let halt = Arc::new(AtomicBool::new(false));
+    let pacer = open.map(|open| {
+        let job = PacerJob {
+            pacer: Pacer::new(open.schedule.rate(), open.end_index),
+            origin,
+            end,
+            concurrency,
+            permits: permits.clone(),
+            stop: control.stop.clone(),
+            halt: halt.clone(),
+        };
+        start_pacer(job, plan.pacing)
+    });
+
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..concurrency {
+        let connection = transport.open();
+        let shared = shared.clone();
+        let stop = control.stop.subscribe();
+        match open {
+            Some(open) => workers.spawn(open_worker(
+                worker,
+                connection,
+                shared,
+                open,
+                permits.clone(),
+                stop,
+            )),
+            None => workers.spawn(closed_worker(worker, connection, shared, stop)),
+        };
+    }
+    while let Some(joined) = workers.join_next().await {
+        if let Err(error) = joined {
+            tracing::error!(%error, "a bench worker failed");
+        }
+    }
+    halt.store(true, Ordering::Relaxed);
+    permits.close();
+    if let Some(pacer) = pacer {
+        pacer.join().await;
+    }
+    done_tx.send_replace(true);
+
+    // The window lasts at least as long as the run was planned to, so a
+    // fast receiver whose last answer came a moment after the last send
+    // does not shrink it below the schedule.
+    let planned_end = match (open, shared.end) {
+        _ if control.is_stopped() => None,
+        (_, Some(end)) => Some(end),
+        (Some(open), None) => Some(open.schedule.intended(open.end_index)),
+        (None, None) => None,
+    };
+    let window = finish_window(&shared, planned_end);
+    let mut collector = match collector.await {
+        Ok(collector) => collector,
+        Err(error) => {
+            tracing::error!(%error, "the bench collector failed");
+            Collector::new(open.is_some())
+        }
+    };
+    collector.drain(&shared.recorder, window);
+    collector.close_last_bucket(window);
+
+    let unsent = match (open, end) {
+        (Some(open), Some(_)) if !control.is_stopped() => {
+            let scheduled = open.end_index - open.warmup_indices;
+            scheduled.saturating_sub(shared.measured_taken.load(Ordering::Relaxed))
+        }
+        _ => 0,
+    };
+    LoadResult {
+        measurements: collector.finish(),
+        window,
+        warmup_requests: shared.warmup_requests.load(Ordering::Relaxed),
+        unsent,
+        interrupted: control.is_stopped(),
+    }
+}
+
+/// The measurement window: from its start to the end of the last counted
+/// request or the planned end, whichever is later; zero when nothing was
+/// counted.
+fn finish_window(shared: &Shared, planned_end: Option<Instant>) -> Duration {
+    let last = shared.last_finish.load(Ordering::Relaxed);
+    if last == 0 {
+        return Duration::ZERO;
+    }
+    let last = shared.origin + Duration::from_nanos(last);
+    let end = planned_end.map_or(last, |planned| planned.max(last));
+    end.saturating_duration_since(shared.measure_start)
+}
+
+/// A closed-loop worker: send, wait for the outcome, send again.
+async fn closed_worker<C: Connection>(
+    worker: usize,
+    mut connection: C,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let sent = Instant::now();
+        if shared.end.is_some_and(|end| sent >= end) {
+            return;
+        }
+        let measured = sent >= shared.measure_start;
+        if measured && !take_budget(&shared) {
+            return;
+        }
+
+        let body = shared.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let exchange = connection.exchange(body).await;
+        let finished = Instant::now();
+        if !measured {
+            shared.warmup_requests.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let sample = Sample {
+            intended: None,
+            waited_for_connection: false,
+            sent,
+            finished,
+            exchange,
+        };
+        shared.recorder.record(worker, &sample);
+        shared.note_finish(finished);
+    }
+}
+
+/// Takes one measured request from the budget of a count-limited run;
+/// false once the budget is spent.
+fn take_budget(shared: &Shared) -> bool {
+    let taken = shared.measured_taken.fetch_add(1, Ordering::Relaxed);
+    match shared.measured_budget {
+        Some(budget) => taken < budget,
+        None => true,
+    }
+}
+
+/// An open-loop worker: take the next released request, send it at once,
+/// and measure from the time it was due.
+async fn open_worker<C: Connection>(
+    worker: usize,
+    mut connection: C,
+    shared: Arc<Shared>,
+    open: OpenPlan,
+    permits: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        // A permit already waiting means the request fell due while this
+        // worker was busy: if it is late, it waited for a connection.
+        let waited_for_connection = match permits.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(TryAcquireError::NoPermits) => match permits.acquire().await {
+                Ok(permit) => {
+                    permit.forget();
+                    false
+                }
+                Err(_closed) => return,
+            },
+            Err(TryAcquireError::Closed) => return,
+        };
+        if *stop.borrow() {
+            return;
+        }
+        let index = shared.next.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        // Past the window, a request that could not go out in time is
+        // left unsent, and counted as such.
+        if index >= open.end_index || shared.end.is_some_and(|end| sent >= end) {
+            return;
+        }
+        let intended = open.schedule.intended(index);
+        let measured = index >= open.warmup_indices;
+        if measured {
+            shared.measured_taken.fetch_add(1, Ordering::Relaxed);
+        }
+
+        let exchange = connection.exchange(index as usize).await;
+        let finished = Instant::now();
+        if !measured {
+            shared.warmup_requests.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let sample = Sample {
+            intended: Some(intended),
+            waited_for_connection,
+            sent,
+            finished,
+            exchange,
+        };
+        shared.recorder.record(worker, &sample);
+        shared.note_finish(finished);
+    }
+}
+
+/// What the pacer needs.
+#[derive(Clone)]
+struct PacerJob {
+    pacer: Pacer,
+    origin: Instant,
+    /// The end of the window, for a duration-limited run.
+    end: Option<Instant>,
+    concurrency: usize,
+    permits: Arc<Semaphore>,
+    stop: Arc<watch::Sender<bool>>,
+    /// Set once the workers are done, so the pacer quits too.
+    halt: Arc<AtomicBool>,
+}
+
+impl PacerJob {
+    fn halted(&self) -> bool {
+        *self.stop.borrow() || self.halt.load(Ordering::Relaxed)
+    }
+
+    /// Releases what fell due by `elapsed`; true when everything is
+    /// released.
+    fn release(&mut self, elapsed: Duration) -> bool {
+        let fresh = self.pacer.release(elapsed);
+        // A receiver that never answers lets permits pile up; past
+        // tokio's limit the surplus cannot be sent before the run ends
+        // anyway, and it is counted as unsent.
+        let room = Semaphore::MAX_PERMITS.saturating_sub(self.permits.available_permits());
+        let fresh = usize::try_from(fresh).unwrap_or(usize::MAX).min(room);
+        if fresh > 0 {
+            self.permits.add_permits(fresh);
+        }
+        self.pacer.next_due().is_none()
+    }
+
+    /// Ends the release: a duration-limited run closes the permits at the
+    /// end of the window, so that requests still waiting then stay
+    /// unsent. A count-limited run adds one spare permit per worker
+    /// instead, so every worker wakes, finds the schedule spent, and
+    /// stops.
+    fn finish(&self) {
+        match self.end {
+            Some(_) => self.permits.close(),
+            None => self
+                .permits
+                .add_permits(self.concurrency.min(Semaphore::MAX_PERMITS)),
+        }
+    }
+}
+
+/// The longest the pacer sleeps before it checks for a stop.
+const PACER_POLL: Duration = Duration::from_millis(20);
+
+/// A running pacer.
+enum PacerHandle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl PacerHandle {
+    async fn join(self) {
+        match self {
+            PacerHandle::Thread(thread) => {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("the bench pacer thread failed");
+                }
+            }
+            PacerHandle::Task(task) => {
+                if let Err(error) = task.await {
+                    tracing::error!(%error, "the bench pacer task failed");
+                }
+            }
+        }
+    }
+}
+
+fn start_pacer(job: PacerJob, pacing: Pacing) -> PacerHandle {
+    match pacing {
+        Pacing::Thread => {
+            let fallback = job.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mewshook-pacer".to_string())
+                .spawn(move || pace_on_thread(job));
+            match spawned {
+                Ok(thread) => PacerHandle::Thread(thread),
+                Err(error) => {
+                    tracing::warn!(%error, "failed to start the pacer thread; using tokio's timer");
+                    PacerHandle::Task(tokio::spawn(pace_on_timer(fallback)))
+                }
+            }
+        }
+        Pacing::Timer => PacerHandle::Task(tokio::spawn(pace_on_timer(job))),
+    }
+}
+
+fn pace_on_thread(mut job: PacerJob) {
+    let origin = job.origin.into_std();
+    loop {
+        if job.halted() {
+            job.permits.close();
+            return;
+        }
+        if job.release(origin.elapsed()) {
+            break;
+        }
+        if let Some(next) = job.pacer.next_due() {
+            let wait = next.saturating_sub(origin.elapsed()).min(PACER_POLL);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    if let Some(end) = job.end {
+        let end = end.into_std();
+        while !job.halted() && std::time::Instant::now() < end {
+            std::thread::sleep(
+                end.saturating_duration_since(std::time::Instant::now())
+                    .min(PACER_POLL),
+            );
+        }
+    }
+    job.finish();
+}
+
+async fn pace_on_timer(mut job: PacerJob) {
+    loop {
+        if job.halted() {
+            job.permits.close();
+            return;
+        }
+        if job.release(job.origin.elapsed()) {
+            break;
+        }
+        if let Some(next) = job.pacer.next_due() {
+            let wake = (job.origin + next).min(Instant::now() + PACER_POLL);
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+    if let Some(end) = job.end {
+        while !job.halted() && Instant::now() < end {
+            tokio::time::sleep_until(end.min(Instant::now() + PACER_POLL)).await;
+        }
+    }
+    job.finish();
+}
+
+/// The collector task: publishes the live view during the warmup, then
+/// drains the recorder once a second until the workers are done.
+async fn collect(
+    shared: Arc<Shared>,
+    open_loop: bool,
+    mut done: watch::Receiver<bool>,
+    live: Arc<watch::Sender<Live>>,
+) -> Collector {
+    let mut collector = Collector::new(open_loop);
+
+    while Instant::now() < shared.measure_start {
+        live.send_replace(Live {
+            warming_up: true,
+            elapsed: shared.origin.elapsed(),
+            ..Live::default()
+        });
+        let wake = (Instant::now() + Duration::from_secs(1)).min(shared.measure_start);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = done.wait_for(|done| *done) => return collector,
+        }
+    }
+
+    let tick = Duration::from_secs(1);
+    let mut ticker = tokio::time::interval_at(shared.measure_start + tick, tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = shared.measure_start;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = done.wait_for(|done| *done) => return collector,
+        }
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(shared.measure_start);
+        collector.drain(&shared.recorder, elapsed);
+        live.send_replace(collector.live(elapsed, now.saturating_duration_since(last_tick)));
+        last_tick = now;
+    }
+}
