@@ -35,6 +35,8 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Run the reference receiver, the default target of every command.
     Receive(cli::receive::ReceiveArgs),
+    /// Measure a receiver's latency under Mews webhook load.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() {
@@ -60,6 +62,7 @@ fn main() {
         match cli.command {
             Command::Send(args) => cli::send::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
         }
     });
     std::process::exit(code);
