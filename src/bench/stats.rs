@@ -83,7 +83,7 @@ pub const CONNECTION_ERROR_KINDS: [ConnectionErrorKind; 5] = [
 ];
 
 /// The counters of a run or of one interval.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Counts {
     /// Requests counted (warmup excluded).
     pub requests: u64,
@@ -118,6 +118,24 @@ impl Default for Counts {
             late_sends: 0,
             late_sends_busy: 0,
         }
+    }
+}
+
+impl std::fmt::Debug for Counts {
+    // A thousand status slots would drown every other field, so only the
+    // statuses that occurred are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counts")
+            .field("requests", &self.requests)
+            .field("statuses", &self.status_counts())
+            .field("succeeded", &self.succeeded)
+            .field("timeouts_headers", &self.timeouts_headers)
+            .field("timeouts_body", &self.timeouts_body)
+            .field("connection_errors", &self.connection_errors)
+            .field("late_answers", &self.late_answers)
+            .field("late_sends", &self.late_sends)
+            .field("late_sends_busy", &self.late_sends_busy)
+            .finish()
     }
 }
 
