@@ -73,7 +73,12 @@ fn crossed_threshold_exits_4() {
     args.extend(["--fail-if", "p50>0us", "--fail-if", "errors>50%"]);
     let output = bench(&args);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(4), "{stdout}{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
     let line = |expression: &str| {
         stdout
             .lines()
@@ -91,7 +96,12 @@ fn passed_thresholds_exit_0() {
     args.extend(["--fail-if", "p99>1m", "--fail-if", "breaches>0"]);
     let output = bench(&args);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
     assert!(stdout.contains("p99>1m"), "{stdout}");
     assert!(!stdout.contains("CROSSED"), "{stdout}");
 }
@@ -155,7 +165,12 @@ fn json_report_has_documented_fields() {
     assert_eq!(settings["mode"], "open");
     assert_eq!(settings["target_rate"], 300.0);
     assert_eq!(settings["embedded_receiver"], true);
-    assert!(settings["target"].as_str().unwrap().contains("Token=<redacted>"));
+    assert!(
+        settings["target"]
+            .as_str()
+            .unwrap()
+            .contains("Token=<redacted>")
+    );
 
     assert_eq!(document["requests"]["counted"], 30);
     assert_eq!(document["rate"]["target"], 300.0);
