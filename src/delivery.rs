@@ -176,10 +176,10 @@ pub struct Attempt {
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Time from the start of the attempt to the final response headers.
-    #[serde(with = "duration_ms_option")]
+    #[serde(rename = "headers_after_ms", with = "duration_ms_option")]
     pub headers_after: Option<Duration>,
     /// Time from the start of the attempt to its end.
-    #[serde(with = "duration_ms")]
+    #[serde(rename = "total_ms", with = "duration_ms")]
     pub total: Duration,
     /// The 307/308 hops followed, in order.
     pub redirects: Vec<RedirectHop>,

@@ -112,6 +112,9 @@ pub struct LedgerCounts {
     pub attempts_connection_failed: u64,
     /// Attempts that ended on a redirect Mews does not follow.
     pub attempts_redirect_not_followed: u64,
+    /// Messages still pending when the sender shut down, counted among
+    /// the discarded.
+    pub discarded_at_shutdown: u64,
 }
 
 /// A broken ledger invariant: a bug in the sender, never the receiver's
@@ -244,6 +247,18 @@ impl Ledger {
         };
         self.counts.messages_discarded += 1;
         self.counts.events_discarded += events as u64;
+    }
+
+    /// Closes every open message as discarded, for a shutdown that cannot
+    /// wait for retries. Returns how many there were.
+    pub fn discard_open(&mut self) -> u64 {
+        let mut open: Vec<MessageId> = self.open.keys().copied().collect();
+        open.sort_unstable();
+        for id in &open {
+            self.mark_discarded(*id);
+        }
+        self.counts.discarded_at_shutdown += open.len() as u64;
+        open.len() as u64
     }
 
     fn close(&mut self, id: MessageId, state: MessageState) -> Option<usize> {
@@ -404,6 +419,19 @@ mod tests {
         ledger.mark_discarded(id);
         assert_eq!(ledger.check(), Err(LedgerError::UnknownMessage(id)));
         assert_eq!(ledger.counts().messages_discarded, 0);
+    }
+
+    #[test]
+    fn discard_open_closes_pending() {
+        let mut ledger = Ledger::new(true);
+        let delivered = ledger.open(meta(1));
+        ledger.open(meta(4));
+        ledger.mark_delivered(delivered, 1);
+        assert_eq!(ledger.discard_open(), 1);
+        assert_eq!(ledger.check(), Ok(()));
+        assert_eq!(ledger.counts().events_discarded, 4);
+        assert_eq!(ledger.counts().discarded_at_shutdown, 1);
+        assert_eq!(ledger.pending(), 0);
     }
 
     #[test]

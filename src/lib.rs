@@ -35,3 +35,4 @@ pub mod retry;
 pub mod secret;
 pub mod send;
 pub mod sender;
+pub mod service;

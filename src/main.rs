@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// Send Mews webhooks to a receiver, as Mews would.
     Send(cli::send::SendArgs),
+    /// Take events over HTTP and deliver them as Mews would, until stopped.
+    Serve(cli::serve::ServeArgs),
     /// Run the reference receiver, the default target of every command.
     Receive(cli::receive::ReceiveArgs),
     /// Measure a receiver's latency under Mews webhook load.
@@ -61,6 +63,7 @@ fn main() {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Send(args) => cli::send::run(args).await,
+            Command::Serve(args) => cli::serve::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
         }

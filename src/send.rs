@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::payload::{Event, IntegrationKey, IntegrationWebhook, WebhookKind};
 use crate::sender::{SenderConfig, SenderHandle, SenderReport, Stopped};
 
-/// What one `send` run delivers, in submission order.
+/// The messages of one `send` run, in submission order.
 #[derive(Debug, Clone, Default)]
 pub struct Traffic {
     /// General events, batched by the engine.
@@ -35,7 +35,7 @@ impl Traffic {
         Ok(())
     }
 
-    /// Whether there is nothing to send.
+    /// Returns whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.actions.is_empty() && self.raw.is_empty()
     }
@@ -45,9 +45,9 @@ impl Traffic {
 /// token placeholder, never the token.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSettings {
-    /// Where General Webhooks went, token redacted.
+    /// The General Webhook URL, token redacted.
     pub general_url: String,
-    /// Where Integration Webhooks went, token redacted.
+    /// The Integration Webhook URL, token redacted.
     pub integration_url: String,
     /// Whether the target was the embedded reference receiver.
     pub embedded_receiver: bool,
@@ -112,15 +112,19 @@ pub fn render_summary(settings: &RunSettings, report: &SenderReport) -> String {
     let counts = &report.counts;
     let latency = &report.latency;
     let mut text = String::new();
-    let (general, integration) = match &report.messages {
+    // The split by kind needs the records, which a service does not keep.
+    let by_kind = match &report.messages {
         Some(messages) => {
             let general = messages
                 .iter()
                 .filter(|m| m.meta.kind == WebhookKind::General)
                 .count();
-            (general, messages.len() - general)
+            format!(
+                " ({general} general, {} integration)",
+                messages.len() - general
+            )
         }
-        None => (0, 0),
+        None => String::new(),
     };
 
     let target = if settings.embedded_receiver {
@@ -134,11 +138,7 @@ pub fn render_summary(settings: &RunSettings, report: &SenderReport) -> String {
         )
     };
     let _ = writeln!(text, "target     {target}");
-    let _ = writeln!(
-        text,
-        "messages   {} ({general} general, {integration} integration)",
-        counts.messages_accepted
-    );
+    let _ = writeln!(text, "messages   {}{by_kind}", counts.messages_accepted);
     let _ = writeln!(text, "events     {}", counts.events_accepted);
     let _ = writeln!(text, "attempts   {}", counts.attempts);
     let _ = writeln!(

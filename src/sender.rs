@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use url::Url;
 
@@ -38,9 +38,10 @@ use crate::secret::Redactor;
 /// Everything the engine needs to run.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// Where General Webhooks go.
+    /// The URL General Webhooks are sent to.
     pub general_url: Url,
-    /// Where Integration Webhooks go; Mews allows a different URL per kind.
+    /// The URL Integration Webhooks are sent to; Mews allows a separate URL
+    /// per kind.
     pub integration_url: Url,
     /// The secret appended to both URLs, if any.
     pub token: Option<String>,
@@ -105,7 +106,7 @@ pub enum ConfigError {
     Client(String),
 }
 
-/// What the engine reports about each attempt, for live output.
+/// A report of one attempt, published for live output.
 #[derive(Debug, Clone)]
 pub struct Notice {
     /// The message.
@@ -302,7 +303,7 @@ impl Sender {
 }
 
 impl SenderHandle {
-    /// A cloneable submitter for this engine.
+    /// Returns a cloneable submitter for this engine.
     pub fn submitter(&self) -> Submitter {
         self.submitter.clone()
     }
@@ -331,6 +332,18 @@ impl SenderHandle {
     /// discarded, stops the engine and returns its account. Submitters
     /// cloned from this handle fail with [`Stopped`] afterwards.
     pub async fn finish(self) -> SenderReport {
+        self.close(None).await
+    }
+
+    /// Like [`finish`](Self::finish), but waits at most `grace` for
+    /// pending messages. Those still pending then, in flight or waiting
+    /// for a retry, are closed as discarded and counted in
+    /// `discarded_at_shutdown`, so the account still balances.
+    pub async fn shutdown(self, grace: Duration) -> SenderReport {
+        self.close(Some(grace)).await
+    }
+
+    async fn close(self, grace: Option<Duration>) -> SenderReport {
         let SenderHandle {
             submitter,
             batcher_task,
@@ -343,11 +356,30 @@ impl SenderHandle {
         // once every other submitter is gone too, so flush explicitly.
         let _ = submitter.flush().await;
         drop(submitter);
-        let _ = pending_rx.wait_for(|pending| *pending == 0).await;
+        let drained = pending_rx.wait_for(|pending| *pending == 0);
+        match grace {
+            Some(grace) => {
+                let _ = tokio::time::timeout(grace, drained).await;
+            }
+            None => {
+                let _ = drained.await;
+            }
+        }
+
+        // Aborting the dispatcher also aborts its attempts and retry
+        // timers, so nothing can change the ledger after this point.
         batcher_task.abort();
         dispatcher_task.abort();
+        let _ = dispatcher_task.await;
 
-        let ledger = shared.ledger();
+        let mut ledger = shared.ledger();
+        let abandoned = ledger.discard_open();
+        if abandoned > 0 {
+            tracing::warn!(
+                messages = abandoned,
+                "pending messages discarded at shutdown"
+            );
+        }
         let ledger_error = ledger
             .check()
             .err()
@@ -516,7 +548,7 @@ impl Batching {
     }
 }
 
-/// The dispatcher stage: runs attempts, at most `concurrency` at once.
+/// Runs the dispatcher stage: attempts, at most `concurrency` at once.
 async fn dispatch(
     mut dispatch_rx: mpsc::UnboundedReceiver<Job>,
     client: Client,
@@ -524,22 +556,30 @@ async fn dispatch(
     concurrency: usize,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
+    // Attempts and retry timers live in this set, so that aborting the
+    // dispatcher at shutdown also stops every attempt and timer.
+    let mut tasks = JoinSet::new();
     while let Some(job) = dispatch_rx.recv().await {
+        while tasks.try_join_next().is_some() {}
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let client = client.clone();
         let shared = shared.clone();
-        tokio::spawn(async move {
-            attempt(job, &client, &shared).await;
+        tasks.spawn(async move {
+            let retry = attempt(job, &client, &shared).await;
             drop(slot);
+            if let Some((delay, next)) = retry {
+                tokio::time::sleep(delay).await;
+                let _ = shared.dispatch_tx.send(next);
+            }
         });
     }
 }
 
-/// Makes one attempt of `job`, records it, and schedules a retry or closes
-/// the message.
-async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) {
+/// Makes one attempt of `job` and records it. Returns the wait and the job
+/// of the next attempt, or `None` once the message is closed.
+async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) -> Option<(Duration, Job)> {
     let started_at = shared.started.elapsed();
     let result = client.attempt(&job.request).await;
     let outcome = result.outcome.clone();
@@ -551,6 +591,8 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) {
         shared.retry.delay_before(job.attempt + 1)
     };
 
+    // The notice and the pending count are published under the ledger
+    // lock, so a task that observes zero pending has every notice.
     let state = {
         let mut ledger = shared.ledger();
         ledger.record_attempt(
@@ -570,32 +612,27 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) {
             ledger.mark_discarded(job.id);
             MessageState::Discarded
         };
+        let _ = shared.notices.send(Notice {
+            id: job.id,
+            kind: job.kind,
+            events: job.events,
+            attempt: job.attempt,
+            outcome: outcome.clone(),
+            total,
+            state,
+            retry_in,
+        });
         shared.publish_pending(ledger.pending());
         state
     };
     log_attempt(&job, &outcome, retry_in, state);
-    let _ = shared.notices.send(Notice {
-        id: job.id,
-        kind: job.kind,
-        events: job.events,
-        attempt: job.attempt,
-        outcome,
-        total,
-        state,
-        retry_in,
-    });
 
-    if let Some(delay) = retry_in {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let next = Job {
-                attempt: job.attempt + 1,
-                ..job
-            };
-            let _ = shared.dispatch_tx.send(next);
-        });
-    }
+    let delay = retry_in?;
+    let next = Job {
+        attempt: job.attempt + 1,
+        ..job
+    };
+    Some((delay, next))
 }
 
 fn log_attempt(job: &Job, outcome: &Outcome, retry_in: Option<Duration>, state: MessageState) {

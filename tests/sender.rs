@@ -318,3 +318,27 @@ async fn rejects_non_http_scheme() {
     let error = Sender::start(config).err().unwrap();
     assert!(error.to_string().contains("ftp"), "{error}");
 }
+
+#[tokio::test]
+async fn shutdown_discards_what_is_still_pending() {
+    let server = server_answering(500).await;
+    let mut config = config(&server);
+    // A retry an hour away cannot happen before the shutdown grace ends.
+    config.retry = RetryPolicy {
+        delays: vec![Duration::from_secs(3600)],
+        max_attempts: 2,
+        time_scale: 1.0,
+    };
+    let handle = Sender::start(config).unwrap();
+    handle
+        .event(key(), Event::new("ResourceUpdated", Uuid::from_u128(1)))
+        .await
+        .unwrap();
+    let report = handle.shutdown(Duration::from_millis(200)).await;
+
+    assert!(report.ledger_error.is_none(), "{:?}", report.ledger_error);
+    assert_eq!(report.counts.attempts, 1);
+    assert_eq!(report.counts.messages_discarded, 1);
+    assert_eq!(report.counts.discarded_at_shutdown, 1);
+    assert_eq!(report.counts.messages_pending, 0);
+}

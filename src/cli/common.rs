@@ -35,7 +35,12 @@ pub fn parse_http_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-/// Reads the token from `--token` or the first line of `--token-file`.
+/// The environment variable read for the token when neither `--token` nor
+/// `--token-file` is given.
+pub const TOKEN_VARIABLE: &str = "MEWSHOOK_TOKEN";
+
+/// Reads the token from `--token`, the first line of `--token-file`, or
+/// `MEWSHOOK_TOKEN`, in that order.
 pub fn resolve_token(
     token: Option<String>,
     token_file: Option<&Path>,
@@ -57,19 +62,27 @@ pub fn resolve_token(
         }
         return Ok(Some(token));
     }
-    Ok(token.filter(|token| !token.is_empty()))
+    if token.is_some() {
+        return Ok(token.filter(|token| !token.is_empty()));
+    }
+    match std::env::var(TOKEN_VARIABLE) {
+        Ok(token) => Ok(Some(token).filter(|token| !token.is_empty())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "{TOKEN_VARIABLE} is not valid UTF-8; set it to the token as text or use --token-file"
+        )),
+    }
 }
 
-/// Token flags shared by `send`, `run` and `bench`.
-#[derive(Debug, Clone, clap::Args)]
+/// Token flags shared by `send`, `serve`, `run` and `bench`.
+#[derive(Clone, clap::Args)]
 pub struct TokenArgs {
-    /// Secret token appended to the URL as a query parameter. Never printed.
-    #[arg(
-        long,
-        env = "MEWSHOOK_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
+    /// Secret token appended to the URL as a query parameter; never
+    /// printed [env: MEWSHOOK_TOKEN].
+    // The variable is read in `resolve_token`, not by clap, because clap
+    // counts a value from the environment as given, and --token-file would
+    // then conflict with the variable.
+    #[arg(long, conflicts_with = "token_file")]
     pub token: Option<String>,
 
     /// Read the token from the first line of this file.
@@ -79,4 +92,18 @@ pub struct TokenArgs {
     /// Query parameter that carries the token.
     #[arg(long, value_name = "NAME", default_value = "Token")]
     pub token_param: String,
+}
+
+/// Shows whether a token was given, never its value.
+impl std::fmt::Debug for TokenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenArgs")
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| mewshook::secret::PLACEHOLDER),
+            )
+            .field("token_file", &self.token_file)
+            .field("token_param", &self.token_param)
+            .finish()
+    }
 }

@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod common;
+pub mod engine;
 pub mod receive;
 pub mod send;
+pub mod serve;

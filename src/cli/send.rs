@@ -6,18 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use mewshook::delivery::DeliveryConfig;
 use mewshook::exit;
 use mewshook::generator::{Generator, parse_event_counts};
 use mewshook::payload::{ACTIONS, WebhookKind, is_known_action, suggest};
-use mewshook::receiver::{ReceiverConfig, RunningReceiver};
-use mewshook::retry::{DEFAULT_MAX_ATTEMPTS, RetryPolicy, parse_delays};
-use mewshook::secret::Redactor;
 use mewshook::send::{RunSettings, SEND_SCHEMA, SendDocument, Traffic, render_summary};
-use mewshook::sender::{Sender, SenderConfig};
-use tokio::sync::broadcast;
+use mewshook::sender::{Notice, Sender};
+use tokio::sync::{broadcast, oneshot};
 
-use super::common::{TokenArgs, parse_duration, parse_http_url, parse_time_scale, resolve_token};
+use super::engine::{EngineArgs, Failure, show_url};
 
 /// Events sent when no --events, --action or --body is given.
 const DEFAULT_EVENT_COUNT: usize = 1200;
@@ -44,21 +40,8 @@ Examples:
 
 Exit codes: 0 all delivered, 1 a message was discarded, 2 invalid input, 3 runtime error.")]
 pub struct SendArgs {
-    /// Receiver URL for both kinds. Without any URL, an embedded reference
-    /// receiver is started on a loopback port.
-    #[arg(long, value_parser = parse_http_url)]
-    url: Option<url::Url>,
-
-    /// Receiver URL for General Webhooks [default: --url].
-    #[arg(long, value_parser = parse_http_url, requires = "integration_url", conflicts_with = "url")]
-    general_url: Option<url::Url>,
-
-    /// Receiver URL for Integration Webhooks [default: --url].
-    #[arg(long, value_parser = parse_http_url, requires = "general_url", conflicts_with = "url")]
-    integration_url: Option<url::Url>,
-
     #[command(flatten)]
-    token: TokenArgs,
+    engine: EngineArgs,
 
     /// General events to send, as counts per discriminator, e.g.
     /// ServiceOrderUpdated=1200,CustomerAdded=3.
@@ -91,38 +74,6 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     enterprises: u32,
 
-    /// Events per General Webhook message; Mews caps batches "in the order
-    /// of hundreds".
-    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
-    batch_cap: u32,
-
-    /// Deadline of one attempt, covering connect, redirects and the
-    /// response body; Mews allows 5 s.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    timeout: Duration,
-
-    /// Maximum 307/308 redirects followed in one attempt.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    max_redirects: usize,
-
-    /// Delays before each retry, in Mews time; the last one repeats
-    /// [default: 2m,5m,10m,30m].
-    #[arg(long, value_name = "LIST")]
-    retry_delays: Option<String>,
-
-    /// Attempts per message, the first included.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
-    max_attempts: u32,
-
-    /// Factor applied to every Mews-time delay (retries), never to the
-    /// deadline; 0.001 turns minutes into milliseconds.
-    #[arg(long, value_name = "FACTOR", default_value = "1", value_parser = parse_time_scale)]
-    time_scale: f64,
-
-    /// Attempts in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    concurrency: u32,
-
     /// Seed of the event generator [default: random, printed in the
     /// summary].
     #[arg(long, value_name = "N")]
@@ -150,71 +101,39 @@ enum BodyKind {
 pub async fn run(args: SendArgs) -> i32 {
     match execute(args).await {
         Ok(code) => code,
-        Err(Failure::Input(message)) => {
-            eprintln!("error: {message}");
-            exit::INVALID_INPUT
-        }
-        Err(Failure::Runtime(message)) => {
-            eprintln!("error: {message}");
-            exit::RUNTIME_ERROR
-        }
+        Err(failure) => failure.report(),
     }
 }
 
-enum Failure {
-    Input(String),
-    Runtime(String),
-}
-
 async fn execute(args: SendArgs) -> Result<i32, Failure> {
-    let token = resolve_token(args.token.token.clone(), args.token.token_file.as_deref())
-        .map_err(Failure::Input)?;
+    let token = args.engine.token()?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let traffic = build_traffic(&args, seed)?;
+    let retry = args.engine.retry_policy()?;
+    let target = args.engine.target(token).await?;
 
-    // With no URL, the reference receiver stands in for the integrator's.
-    let explicit = args.url.clone().or(args.general_url.clone());
-    let (receiver, general_url, integration_url) = match explicit {
-        Some(url) => {
-            let integration = args.integration_url.clone().unwrap_or_else(|| url.clone());
-            (None, url, integration)
-        }
-        None => {
-            let config = ReceiverConfig {
-                token: token.clone(),
-                token_param: args.token.token_param.clone(),
-                keep_requests: false,
-                ..ReceiverConfig::default()
-            };
-            let receiver = RunningReceiver::start(config).await.map_err(|error| {
-                Failure::Runtime(format!(
-                    "failed to start the embedded reference receiver: {error}"
-                ))
-            })?;
-            let url = receiver.url();
-            (Some(receiver), url.clone(), url)
-        }
-    };
-
-    let config = sender_config(&args, general_url, integration_url, token.clone())?;
-    let redactor = Redactor::new(token.iter());
+    let config = args.engine.sender_config(&target, retry);
     let shown_urls = (
-        show_url(&config.general_url, &config, &redactor),
-        show_url(&config.integration_url, &config, &redactor),
+        show_url(&config.general_url, &config),
+        show_url(&config.integration_url, &config),
     );
-    let settings = RunSettings::new(&config, shown_urls, receiver.is_some(), seed);
+    let settings = RunSettings::new(&config, shown_urls, target.receiver.is_some(), seed);
 
     let handle = Sender::start(config).map_err(|error| Failure::Input(error.to_string()))?;
-    let progress = (!args.quiet).then(|| tokio::spawn(print_failures(handle.subscribe())));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let progress = (!args.quiet).then(|| tokio::spawn(print_failures(handle.subscribe(), stop_rx)));
     traffic
         .submit(&handle)
         .await
         .map_err(|error| Failure::Runtime(error.to_string()))?;
     let report = handle.finish().await;
+    // Every notice is in the channel once finish returns; let the printer
+    // drain them before the summary.
+    let _ = stop_tx.send(());
     if let Some(progress) = progress {
-        progress.abort();
+        let _ = progress.await;
     }
-    if let Some(receiver) = receiver {
+    if let Some(receiver) = target.receiver {
         receiver.stop().await;
     }
 
@@ -316,75 +235,45 @@ fn count_body_events(body: &[u8], kind: WebhookKind) -> usize {
         .unwrap_or(1)
 }
 
-fn sender_config(
-    args: &SendArgs,
-    general_url: url::Url,
-    integration_url: url::Url,
-    token: Option<String>,
-) -> Result<SenderConfig, Failure> {
-    let delays = match &args.retry_delays {
-        Some(text) => parse_delays(text).map_err(|error| Failure::Input(error.to_string()))?,
-        None => RetryPolicy::default().delays,
-    };
-    let mut config = SenderConfig::new(general_url);
-    config.integration_url = integration_url;
-    config.token = token;
-    config.token_param = args.token.token_param.clone();
-    config.delivery = DeliveryConfig {
-        timeout: args.timeout,
-        max_redirects: args.max_redirects,
-        ..DeliveryConfig::default()
-    };
-    config.batch_cap = args.batch_cap as usize;
-    config.retry = RetryPolicy {
-        delays,
-        max_attempts: args.max_attempts,
-        time_scale: args.time_scale,
-    };
-    config.concurrency = args.concurrency as usize;
-    config
-        .retry
-        .validate()
-        .map_err(|error| Failure::Input(error.to_string()))?;
-    Ok(config)
-}
-
-/// The URL as the receiver sees it, with the token replaced.
-fn show_url(url: &url::Url, config: &SenderConfig, redactor: &Redactor) -> String {
-    let full = match &config.token {
-        Some(token) => mewshook::delivery::url_with_token(url, &config.token_param, token),
-        None => url.clone(),
-    };
-    redactor.redact(full.as_str())
-}
-
 /// Prints one line on stderr per failed attempt, so that a long retry
-/// schedule shows what it is waiting for.
-async fn print_failures(mut notices: broadcast::Receiver<mewshook::sender::Notice>) {
+/// schedule shows what it is waiting for. After `stop_rx` fires it prints
+/// what is still buffered and returns.
+async fn print_failures(
+    mut notices: broadcast::Receiver<Notice>,
+    mut stop_rx: oneshot::Receiver<()>,
+) {
     loop {
-        match notices.recv().await {
-            Ok(notice) if !notice.outcome.is_delivered() => {
-                let next = match notice.retry_in {
-                    Some(delay) => {
-                        format!("retry in {}", humantime::format_duration(round_ms(delay)))
-                    }
-                    None => "discarded".to_string(),
-                };
-                eprintln!(
-                    "message {} ({} events) attempt {}: {}; {next}",
-                    notice.id,
-                    notice.events,
-                    notice.attempt,
-                    notice.outcome.describe()
-                );
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                eprintln!("({missed} attempt notices skipped)");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            received = notices.recv() => match received {
+                Ok(notice) => print_failure(&notice),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    eprintln!("({missed} attempt notices skipped)");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = &mut stop_rx => break,
         }
     }
+    while let Ok(notice) = notices.try_recv() {
+        print_failure(&notice);
+    }
+}
+
+fn print_failure(notice: &Notice) {
+    if notice.outcome.is_delivered() {
+        return;
+    }
+    let next = match notice.retry_in {
+        Some(delay) => format!("retry in {}", humantime::format_duration(round_ms(delay))),
+        None => "discarded".to_string(),
+    };
+    eprintln!(
+        "message {} ({} events) attempt {}: {}; {next}",
+        notice.id,
+        notice.events,
+        notice.attempt,
+        notice.outcome.describe()
+    );
 }
 
 fn round_ms(duration: Duration) -> Duration {
