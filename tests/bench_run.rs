@@ -177,11 +177,15 @@ async fn read_request(socket: &mut tokio::net::TcpStream) {
     let _ = socket.read(&mut buffer).await;
 }
 
-fn hostile_config(url: Url) -> BenchConfig {
+fn hostile_config(url: Url, engine: Engine) -> BenchConfig {
     let mut config = config(url, Mode::Closed, Limit::Requests(6), 2);
     config.delivery.timeout = Duration::from_millis(300);
+    config.engine = engine;
     config
 }
+
+/// The plain-HTTP clients every hostile receiver is tried with.
+const CLIENTS: [Engine; 2] = [Engine::Raw, Engine::Hyper];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resetting_receiver_is_counted() {
@@ -190,15 +194,17 @@ async fn resetting_receiver_is_counted() {
         drop(socket);
     })
     .await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.requests, 6);
-    assert_eq!(counts.connection_errors_of(ConnectionErrorKind::Reset), 6);
-    assert_eq!(counts.errors(), 6);
-    assert!(report.result.measurements.service.is_empty());
-    assert!(!report.result.measurements.examples.is_empty());
-    assert_every_request_accounted(&report);
+        assert_eq!(counts.requests, 6);
+        assert_eq!(counts.connection_errors_of(ConnectionErrorKind::Reset), 6);
+        assert_eq!(counts.errors(), 6);
+        assert!(report.result.measurements.service.is_empty());
+        assert!(!report.result.measurements.examples.is_empty());
+        assert_every_request_accounted(&report);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,12 +214,14 @@ async fn garbage_answer_is_counted() {
         let _ = socket.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
     })
     .await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.requests, 6);
-    assert_eq!(counts.connection_errors_total(), 6, "{counts:?}");
-    assert_every_request_accounted(&report);
+        assert_eq!(counts.requests, 6);
+        assert_eq!(counts.connection_errors_total(), 6, "{engine:?} {counts:?}");
+        assert_every_request_accounted(&report);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,17 +231,19 @@ async fn silent_receiver_times_out() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.requests, 6);
-    assert_eq!(counts.timeouts_headers, 6);
-    // A timeout is a deadline breach whatever --timeout is.
-    assert_eq!(counts.breaches(), 6);
-    let service = &report.result.measurements.service;
-    assert_eq!(service.len(), 6);
-    assert!(ms(service.min()) >= 299.0, "{}", ms(service.min()));
-    assert_every_request_accounted(&report);
+        assert_eq!(counts.requests, 6);
+        assert_eq!(counts.timeouts_headers, 6);
+        // A timeout is a deadline breach whatever --timeout is.
+        assert_eq!(counts.breaches(), 6);
+        let service = &report.result.measurements.service;
+        assert_eq!(service.len(), 6);
+        assert!(ms(service.min()) >= 299.0, "{}", ms(service.min()));
+        assert_every_request_accounted(&report);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,12 +256,14 @@ async fn stalled_body_times_out_in_body_phase() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.timeouts_body, 6, "{counts:?}");
-    assert_eq!(counts.succeeded, 0);
-    assert_every_request_accounted(&report);
+        assert_eq!(counts.timeouts_body, 6, "{engine:?} {counts:?}");
+        assert_eq!(counts.succeeded, 0);
+        assert_every_request_accounted(&report);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,25 +274,33 @@ async fn huge_answer_is_capped_and_counted() {
         async move { (StatusCode::OK, body) }
     }))
     .await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.requests, 6);
-    assert_eq!(counts.status_counts(), vec![(200, 6)], "{counts:?}");
-    assert_every_request_accounted(&report);
+        assert_eq!(counts.requests, 6);
+        assert_eq!(
+            counts.status_counts(),
+            vec![(200, 6)],
+            "{engine:?} {counts:?}"
+        );
+        assert_every_request_accounted(&report);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_count_as_errors() {
     let url = delayed_receiver(Duration::ZERO, StatusCode::SERVICE_UNAVAILABLE).await;
-    let report = run(&hostile_config(url)).await;
-    let counts = &report.result.measurements.counts;
+    for engine in CLIENTS {
+        let report = run(&hostile_config(url.clone(), engine)).await;
+        let counts = &report.result.measurements.counts;
 
-    assert_eq!(counts.status_counts(), vec![(503, 6)]);
-    assert_eq!(counts.errors(), 6);
-    assert_eq!(report.error_rate(), Some(1.0));
-    // An answer has a latency whatever its status.
-    assert_eq!(report.result.measurements.service.len(), 6);
+        assert_eq!(counts.status_counts(), vec![(503, 6)]);
+        assert_eq!(counts.errors(), 6);
+        assert_eq!(report.error_rate(), Some(1.0));
+        // An answer has a latency whatever its status.
+        assert_eq!(report.result.measurements.service.len(), 6);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,13 +325,18 @@ async fn clients_differ_on_redirects() {
         vec![(202, 5)]
     );
 
-    let hyper = config(url, Mode::Closed, Limit::Requests(5), 1);
-    let report = run(&hyper).await;
-    assert_eq!(report.settings.client, "hyper");
-    assert_eq!(
-        report.result.measurements.counts.status_counts(),
-        vec![(307, 5)]
-    );
+    // The two plain-HTTP clients send one exchange and count the 307.
+    for engine in [Engine::Raw, Engine::Hyper] {
+        let mut plain = config(url.clone(), Mode::Closed, Limit::Requests(5), 1);
+        plain.engine = engine;
+        let report = run(&plain).await;
+        assert_eq!(report.settings.client, engine.name());
+        assert_eq!(
+            report.result.measurements.counts.status_counts(),
+            vec![(307, 5)],
+            "{engine:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,4 +425,120 @@ async fn stalling_receiver_shows_in_open_loop() {
     // waits 50 ms or more.
     let p90 = ms(measured.corrected.value_at_quantile(0.9));
     assert!(p90 >= 50.0, "corrected p90 {p90} ms");
+}
+
+#[test]
+fn config_debug_hides_token() {
+    let url = Url::parse(&format!("http://127.0.0.1:9/hooks?Token={TOKEN}")).unwrap();
+    let mut config = config(url, Mode::Closed, Limit::Requests(1), 1);
+    config.token = Some(TOKEN.to_string());
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(TOKEN), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+/// A raw TCP receiver that answers every request on a connection with
+/// `answer`, then closes the connection if `close_after` is set.
+async fn scripted_receiver(answer: &'static [u8], close_after: bool) -> Url {
+    raw_receiver(move |mut socket| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if socket.write_all(answer).await.is_err() {
+                return;
+            }
+            if close_after {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+async fn raw_client_statuses(answer: &'static [u8], close_after: bool) -> BenchReport {
+    let url = scripted_receiver(answer, close_after).await;
+    let mut config = hostile_config(url, Engine::Raw);
+    config.plan.concurrency = 1;
+    run(&config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_client_reads_every_framing() {
+    // Each answer is sent whole in one write; the raw client must find
+    // its end, or the next request on the connection would read garbage.
+    let keep_alive: [&'static [u8]; 4] = [
+        b"HTTP/1.1 202 Accepted\r\ncontent-length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\ncontent-length: 10\r\n\r\n",
+    ];
+    for answer in keep_alive {
+        let report = raw_client_statuses(answer, false).await;
+        let counts = &report.result.measurements.counts;
+        let shown = String::from_utf8_lossy(answer);
+        assert_eq!(counts.requests, 6, "{shown}");
+        assert_eq!(counts.answered(), 6, "{shown}: {counts:?}");
+        assert_eq!(counts.connection_errors_total(), 0, "{shown}: {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_client_handles_closing_receivers() {
+    let closing: [&'static [u8]; 3] = [
+        // HTTP/1.0 without a length: the body ends with the connection.
+        b"HTTP/1.0 200 OK\r\n\r\nbody until close",
+        b"HTTP/1.1 202 Accepted\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        // Closed after the answer without saying so: the next request
+        // must see the closed socket and reconnect, not fail.
+        b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n",
+    ];
+    for answer in closing {
+        let report = raw_client_statuses(answer, true).await;
+        let counts = &report.result.measurements.counts;
+        let shown = String::from_utf8_lossy(answer);
+        assert_eq!(counts.answered(), 6, "{shown}: {counts:?}");
+        assert_eq!(counts.connection_errors_total(), 0, "{shown}: {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_client_rejects_broken_framing() {
+    let broken: [&'static [u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\ncontent-length: ten\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort",
+    ];
+    for answer in broken {
+        let report = raw_client_statuses(answer, true).await;
+        let counts = &report.result.measurements.counts;
+        let shown = String::from_utf8_lossy(answer);
+        assert_eq!(counts.requests, 6, "{shown}");
+        assert_eq!(counts.connection_errors_total(), 6, "{shown}: {counts:?}");
+        assert_every_request_accounted(&report);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_client_resends_after_idle_close() {
+    // Each connection answers one request, then closes on the next one
+    // without answering, as a receiver closing an idle connection does
+    // when the close crosses the next request.
+    let url = raw_receiver(|mut socket| async move {
+        read_request(&mut socket).await;
+        let _ = socket
+            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        read_request(&mut socket).await;
+    })
+    .await;
+    let mut config = hostile_config(url, Engine::Raw);
+    config.plan.concurrency = 1;
+    let report = run(&config).await;
+    let counts = &report.result.measurements.counts;
+
+    assert_eq!(counts.requests, 6);
+    assert_eq!(counts.status_counts(), vec![(202, 6)], "{counts:?}");
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`bodies`]: the pool of General or Integration bodies, generated
 //!   before the load starts;
-//! - [`client`]: the HTTP clients, one connection per worker;
+//! - [`client`] and [`raw`]: the HTTP clients, one connection per
+//!   worker;
 //! - [`load`]: the workers in closed or open loop, and the collector;
 //! - [`schedule`]: the open-loop arithmetic of intended send times and
 //!   lag;
@@ -23,6 +24,7 @@ pub mod client;
 pub mod html;
 pub mod json;
 pub mod load;
+pub mod raw;
 pub mod report;
 pub mod schedule;
 pub mod stall;
@@ -40,6 +42,7 @@ use crate::secret::Redactor;
 use bodies::{BodyPool, BodySource};
 use client::{DeliveryTransport, HyperTransport, TargetError};
 use load::{Control, LoadPlan};
+use raw::RawTransport;
 
 use report::{BenchReport, BenchSettings};
 use stall::StallPlan;
@@ -49,11 +52,14 @@ use thresholds::Threshold;
 /// benchmark counts it as a deadline breach whatever `--timeout` is.
 pub const MEWS_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Which HTTP client sends the requests.
+/// The HTTP client that sends the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// hyper for `http://` targets, the delivery client for `https://`.
+    /// [`Engine::Raw`] for `http://` targets, [`Engine::Delivery`] for
+    /// `https://`.
     Auto,
+    /// The minimal HTTP/1.1 client of [`raw`], `http://` only.
+    Raw,
     /// hyper 1, one HTTP/1.1 connection per worker, `http://` only.
     Hyper,
     /// The `send` path: reqwest, 307/308 followed, TLS.
@@ -65,28 +71,30 @@ impl Engine {
     pub fn resolve(self, url: &Url) -> Result<Engine, BenchError> {
         match (self, url.scheme()) {
             (Engine::Auto, "https") => Ok(Engine::Delivery),
-            (Engine::Auto, _) => Ok(Engine::Hyper),
-            (Engine::Hyper, "https") => Err(BenchError::Input(
-                "--client hyper speaks plain HTTP only; use --client delivery (or leave \
-                 --client out) for an https:// URL"
-                    .to_string(),
-            )),
+            (Engine::Auto, _) => Ok(Engine::Raw),
+            (Engine::Raw | Engine::Hyper, "https") => Err(BenchError::Input(format!(
+                "--client {} speaks plain HTTP only; use --client delivery (or leave \
+                 --client out) for an https:// URL",
+                self.name()
+            ))),
             (engine, _) => Ok(engine),
         }
     }
 
-    /// The name used in output.
+    /// Returns the name used in flags and output.
     pub fn name(self) -> &'static str {
         match self {
             Engine::Auto => "auto",
+            Engine::Raw => "raw",
             Engine::Hyper => "hyper",
             Engine::Delivery => "delivery",
         }
     }
 }
 
-/// Everything a benchmark run needs.
-#[derive(Debug, Clone)]
+/// Everything a benchmark run needs. Its `Debug` output shows whether a
+/// token is set, never the token.
+#[derive(Clone)]
 pub struct BenchConfig {
     /// The receiver URL, without the token.
     pub url: Url,
@@ -115,6 +123,30 @@ pub struct BenchConfig {
     pub seed: u64,
     /// `--fail-if` thresholds.
     pub thresholds: Vec<Threshold>,
+}
+
+impl std::fmt::Debug for BenchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redactor = Redactor::new(self.token.iter());
+        f.debug_struct("BenchConfig")
+            .field("url", &redactor.redact(self.url.as_str()))
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::secret::PLACEHOLDER),
+            )
+            .field("token_param", &self.token_param)
+            .field("embedded_receiver", &self.embedded_receiver)
+            .field("stall", &self.stall)
+            .field("engine", &self.engine)
+            .field("plan", &self.plan)
+            .field("delivery", &self.delivery)
+            .field("source", &self.source)
+            .field("body_file", &self.body_file)
+            .field("pool_size", &self.pool_size)
+            .field("seed", &self.seed)
+            .field("thresholds", &self.thresholds)
+            .finish()
+    }
 }
 
 /// Why a run could not start or finish. A failing receiver is not an
@@ -173,9 +205,15 @@ pub async fn run(config: &BenchConfig, control: &Control) -> Result<BenchReport,
             probe(&target, &config.delivery, &redactor).await?;
             load::drive(&config.plan, Arc::new(transport), control).await
         }
-        Engine::Hyper | Engine::Auto => {
+        Engine::Hyper => {
             let transport =
                 HyperTransport::new(&target, bodies, &config.delivery, redactor.clone()).await?;
+            probe(&target, &config.delivery, &redactor).await?;
+            load::drive(&config.plan, Arc::new(transport), control).await
+        }
+        Engine::Raw | Engine::Auto => {
+            let transport =
+                RawTransport::new(&target, bodies, &config.delivery, redactor.clone()).await?;
             probe(&target, &config.delivery, &redactor).await?;
             load::drive(&config.plan, Arc::new(transport), control).await
         }

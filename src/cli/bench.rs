@@ -104,8 +104,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "2ms", value_parser = parse_duration, requires = "rate")]
     late_after: Duration,
 
-    /// HTTP client: hyper for http:// and the send path (reqwest, follows
-    /// 307/308) for https://, or one of them for both.
+    /// HTTP client: raw (a minimal HTTP/1.1 client) for http:// and the
+    /// send path (reqwest, follows 307/308) for https://, or one of them.
     #[arg(long, value_enum, default_value = "auto")]
     client: ClientArg,
 
@@ -144,8 +144,11 @@ enum KindArg {
 /// HTTP clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ClientArg {
-    /// hyper for http://, the send path for https://.
+    /// raw for http://, the send path for https://.
     Auto,
+    /// A minimal HTTP/1.1 client: one write and one read per request;
+    /// http:// only.
+    Raw,
     /// hyper 1, one HTTP/1.1 connection per worker; http:// only.
     Hyper,
     /// The send path: reqwest, 307/308 followed, TLS.
@@ -312,6 +315,7 @@ fn bench_config(
         stall,
         engine: match args.client {
             ClientArg::Auto => Engine::Auto,
+            ClientArg::Raw => Engine::Raw,
             ClientArg::Hyper => Engine::Hyper,
             ClientArg::Delivery => Engine::Delivery,
         },
