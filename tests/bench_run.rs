@@ -42,6 +42,7 @@ fn config(url: Url, mode: Mode, limit: Limit, concurrency: usize) -> BenchConfig
                 late_after: Duration::from_millis(2),
             },
             pacing: Pacing::Thread,
+            threads: 2,
         },
         delivery: DeliveryConfig::default(),
         source: BodySource::General {

@@ -94,6 +94,7 @@ fn plan(mode: Mode, limit: Limit, concurrency: usize) -> LoadPlan {
             late_after: 2 * MS,
         },
         pacing: Pacing::Timer,
+        threads: 0,
     }
 }
 

@@ -70,6 +70,12 @@ pub trait Transport: Send + Sync + 'static {
     /// first exchange, so that connecting counts against that exchange's
     /// deadline as it does for the sender.
     fn open(&self) -> Self::Connection;
+
+    /// Whether the connections share state that belongs to one runtime,
+    /// so that every worker must run on the calling runtime.
+    fn shares_runtime(&self) -> bool {
+        false
+    }
 }
 
 /// One worker's connection to the target, used for one request at a time.
@@ -603,6 +609,13 @@ impl DeliveryTransport {
 
 impl Transport for DeliveryTransport {
     type Connection = DeliveryConnection;
+
+    // The shared pool's connections are driven by tasks of the runtime
+    // that opened them; a worker on another runtime that outlives it
+    // would find them gone.
+    fn shares_runtime(&self) -> bool {
+        true
+    }
 
     fn open(&self) -> DeliveryConnection {
         DeliveryConnection {

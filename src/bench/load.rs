@@ -84,6 +84,10 @@ pub struct LoadPlan {
     pub rules: RecordRules,
     /// How the open-loop pacer waits.
     pub pacing: Pacing,
+    /// Threads the workers are spread over, each with its own
+    /// single-threaded runtime; 0 runs them on the calling runtime, which
+    /// tests on tokio's paused clock need.
+    pub threads: usize,
 }
 
 /// Starts and observes a run from outside: stop it early, watch its
@@ -190,11 +194,14 @@ pub async fn drive<T: Transport>(
 ) -> LoadResult {
     let origin = Instant::now();
     let concurrency = plan.concurrency.max(1);
-    let shards = concurrency.min(
+    // Two shards per thread keep workers of different threads apart, so
+    // a lock is only ever taken by one thread at a time.
+    let threads = plan.threads.max(
         std::thread::available_parallelism()
-            .map(|n| n.get() * 2)
-            .unwrap_or(4),
+            .map(|n| n.get())
+            .unwrap_or(2),
     );
+    let shards = concurrency.min(threads * 2);
 
     // The open-loop schedule fixes the start of measurement at the
     // intended time of the first measured request.
@@ -262,27 +269,22 @@ pub async fn drive<T: Transport>(
         start_pacer(job, plan.pacing)
     });
 
-    let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..concurrency {
-        let connection = transport.open();
-        let shared = shared.clone();
-        let stop = control.stop.subscribe();
-        match open {
-            Some(open) => workers.spawn(open_worker(
-                worker,
-                connection,
-                shared,
-                open,
-                permits.clone(),
-                stop,
-            )),
-            None => workers.spawn(closed_worker(worker, connection, shared, stop)),
-        };
-    }
-    while let Some(joined) = workers.join_next().await {
-        if let Err(error) = joined {
-            tracing::error!(%error, "a bench worker failed");
-        }
+    let spawner = WorkerSpawner {
+        transport,
+        shared: shared.clone(),
+        open,
+        permits: permits.clone(),
+        stop: control.stop.clone(),
+    };
+    let threads = if spawner.transport.shares_runtime() {
+        0
+    } else {
+        plan.threads.min(concurrency)
+    };
+    if threads == 0 {
+        spawner.run_here(0..concurrency).await;
+    } else {
+        spawner.run_on_threads(threads, concurrency).await;
     }
     halt.store(true, Ordering::Relaxed);
     permits.close();
@@ -338,6 +340,88 @@ fn finish_window(shared: &Shared, planned_end: Option<Instant>) -> Duration {
     let last = shared.origin + Duration::from_nanos(last);
     let end = planned_end.map_or(last, |planned| planned.max(last));
     end.saturating_duration_since(shared.measure_start)
+}
+
+/// Starts the workers, on the calling runtime or on threads of their own.
+struct WorkerSpawner<T: Transport> {
+    transport: Arc<T>,
+    shared: Arc<Shared>,
+    open: Option<OpenPlan>,
+    permits: Arc<Semaphore>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl<T: Transport> WorkerSpawner<T> {
+    /// Runs the given workers as tasks of the current runtime until they
+    /// are all done.
+    async fn run_here(&self, workers: impl Iterator<Item = usize>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in workers {
+            let connection = self.transport.open();
+            let shared = self.shared.clone();
+            let stop = self.stop.subscribe();
+            match self.open {
+                Some(open) => tasks.spawn(open_worker(
+                    worker,
+                    connection,
+                    shared,
+                    open,
+                    self.permits.clone(),
+                    stop,
+                )),
+                None => tasks.spawn(closed_worker(worker, connection, shared, stop)),
+            };
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a bench worker failed");
+            }
+        }
+    }
+
+    /// Spreads the workers over `threads` threads, each running its own
+    /// single-threaded runtime, and waits for them all.
+    ///
+    /// A single-threaded runtime has no work stealing and no hand-off
+    /// between threads, which on a fast receiver saves a measurable share
+    /// of the client's CPU time per request; a thread per CPU still uses
+    /// every CPU.
+    async fn run_on_threads(self, threads: usize, concurrency: usize) {
+        let spawner = Arc::new(self);
+        let mut handles = Vec::with_capacity(threads);
+        for thread in 0..threads {
+            let for_thread = spawner.clone();
+            let workers = (thread..concurrency).step_by(threads);
+            let spawned = std::thread::Builder::new()
+                .name(format!("mewshook-load-{thread}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(for_thread.run_here(workers));
+                    Ok::<(), std::io::Error>(())
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    tracing::warn!(%error, thread, "failed to start a load thread; running its workers here");
+                    spawner
+                        .run_here((thread..concurrency).step_by(threads))
+                        .await;
+                }
+            }
+        }
+        for handle in handles {
+            let joined = tokio::task::spawn_blocking(move || handle.join()).await;
+            match joined {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => {
+                    tracing::error!(%error, "a load thread could not start its runtime");
+                }
+                _ => tracing::error!("a load thread failed"),
+            }
+        }
+    }
 }
 
 /// A closed-loop worker: send, wait for the outcome, send again.

@@ -77,6 +77,11 @@ pub struct BenchArgs {
     #[arg(short, long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
 
+    /// Load-generator threads, each with its own event loop and a share
+    /// of the connections [default: the CPUs this process may use].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+
     /// Open loop: messages per second, sent on schedule whatever the
     /// receiver does. Without it, the run is closed loop.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
@@ -153,6 +158,11 @@ enum ClientArg {
     Hyper,
     /// The send path: reqwest, 307/308 followed, TLS.
     Delivery,
+}
+
+/// The CPUs this process may run on, which `taskset` narrows.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -333,6 +343,9 @@ fn bench_config(
                 },
             },
             pacing: Pacing::Thread,
+            threads: args
+                .threads
+                .map_or_else(default_threads, |threads| threads as usize),
         },
         delivery: DeliveryConfig {
             timeout: args.timeout,
