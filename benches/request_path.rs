@@ -1,7 +1,8 @@
 //! The request path of `mewshook bench` against the in-process reference
-//! receiver: one exchange through each client, and the cost of recording
-//! its outcome. Both clients and the receiver share the machine, so the
-//! figures are the cost of the whole loopback round trip.
+//! receiver: one exchange at a time through each client, and the cost of
+//! recording its outcome. The client runs on the calling thread and the
+//! receiver on the runtime's workers, so each figure is a whole loopback
+//! round trip with its thread wake-ups, not the client's cost alone.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mewshook::bench::bodies::{BodyPool, BodySource, EventsPerMessage};
 use mewshook::bench::client::{Connection, DeliveryTransport, Exchange, HyperTransport, Transport};
+use mewshook::bench::raw::RawTransport;
 use mewshook::bench::stats::{RecordRules, Recorder, Sample};
 use mewshook::delivery::DeliveryConfig;
 use mewshook::receiver::{ReceiverConfig, RunningReceiver};
@@ -48,6 +50,19 @@ fn request_path(c: &mut Criterion) {
     let config = DeliveryConfig::default();
 
     let mut group = c.benchmark_group("exchange_10_events");
+    let raw = runtime
+        .block_on(RawTransport::new(
+            &url,
+            bodies.clone(),
+            &config,
+            Redactor::default(),
+        ))
+        .expect("the raw client is prepared");
+    let mut connection = raw.open();
+    group.bench_function("raw", |b| {
+        b.iter_custom(|iters| time_exchanges(&runtime, &mut connection, iters));
+    });
+
     let hyper = runtime
         .block_on(HyperTransport::new(
             &url,

@@ -19,9 +19,10 @@
 //! when no URL is given, and [`secret`] keeps the token out of every
 //! output.
 //!
-//! [`bench`] measures a receiver's latency: it pre-generates bodies with
-//! [`generator`], sends them on the [`delivery`] rules in closed or open
-//! loop, and reports HDR histograms, deadline breaches and thresholds.
+//! [`bench`](mod@bench) measures a receiver's latency: it pre-generates
+//! bodies with [`generator`], sends them with the token and the deadline
+//! of [`delivery`] in closed or open loop, and reports HDR histograms,
+//! deadline breaches and thresholds.
 
 pub mod batcher;
 pub mod bench;

@@ -1,18 +1,21 @@
-//! The HTTP clients a benchmark drives, behind one small trait.
+//! The HTTP clients a benchmark drives, behind one small trait, and what
+//! they share.
 //!
-//! Two clients implement [`Transport`]:
+//! Three clients implement [`Transport`]:
 //!
-//! - [`HyperTransport`], the default for `http://` targets: one hyper 1
-//!   HTTP/1.1 connection per worker, opened lazily and kept alive, with no
-//!   pool between the worker and the socket. It sends one exchange per
-//!   request and does not follow redirects, so a 307 or 308 is counted as
-//!   that status.
-//! - [`DeliveryTransport`]: the `send` path itself ([`crate::delivery::Client`],
-//!   on reqwest), which follows 307/308 under one deadline and speaks TLS.
-//!   `https://` targets use it.
+//! - [`RawTransport`](super::raw::RawTransport), the default for `http://`
+//!   targets: a minimal HTTP/1.1 client on a plain TCP socket.
+//! - [`HyperTransport`]: one hyper 1 HTTP/1.1 connection per worker,
+//!   opened lazily and kept alive, with no pool between the worker and the
+//!   socket.
+//! - [`DeliveryTransport`]: the `send` path itself
+//!   ([`crate::delivery::Client`], on reqwest), which follows 307/308 under
+//!   one deadline and speaks TLS. `https://` targets use it.
 //!
-//! Both apply the same deadline to the whole exchange (connecting, sending,
-//! and reading the response body) and sort every failure into an
+//! The first two send one exchange per request and do not follow
+//! redirects, so a 307 or 308 is counted as that status. All three apply
+//! the same deadline to the whole exchange (connecting, sending, and
+//! reading the response body) and sort every failure into an
 //! [`Exchange`], never a Rust error: a failing receiver is data.
 
 use std::error::Error as StdError;
