@@ -183,8 +183,8 @@ pub struct Attempt {
     pub total: Duration,
     /// The 307/308 hops followed, in order.
     pub redirects: Vec<RedirectHop>,
-    /// The start of the final response body, lossily decoded and redacted,
-    /// for diagnostics.
+    /// The first 512 characters of the final response body, lossily
+    /// decoded and redacted, for diagnostics.
     pub response_excerpt: String,
 }
 
@@ -226,8 +226,15 @@ pub struct Client {
     redactor: Redactor,
 }
 
-/// Bytes of the response body kept for diagnostics.
-const EXCERPT_BYTES: usize = 512;
+/// Characters of the response body kept for diagnostics.
+const EXCERPT_CHARS: usize = 512;
+
+/// Bytes of the response body redacted before the excerpt is cut. The
+/// margin beyond the excerpt lets a token that straddles the cut be
+/// recognised whole.
+// NOTE: a token whose encoded spelling is longer than this margin (over
+// about a thousand characters) could still be cut before redaction.
+const EXCERPT_SOURCE_BYTES: usize = 16 * 1024;
 
 impl Client {
     /// Builds a client. `redactor` hides the token in everything the client
@@ -352,15 +359,15 @@ impl Client {
                     status,
                     reason: format!(
                         "redirect loop: {} was already visited",
-                        self.redactor.redact(next.as_str())
+                        self.redactor.redact_url(next.as_str())
                     ),
                 };
             }
             record.redirects.push(RedirectHop {
                 status,
-                location: self.redactor.redact(next.as_str()),
+                location: self.redactor.redact_url(next.as_str()),
             });
-            tracing::debug!(status, location = %self.redactor.redact(next.as_str()), "following redirect");
+            tracing::debug!(status, location = %self.redactor.redact_url(next.as_str()), "following redirect");
             url = next;
         }
     }
@@ -395,12 +402,19 @@ impl Client {
         let location = location
             .to_str()
             .map_err(|_| "the Location header is not valid ASCII".to_string())?;
-        current.join(location).map_err(|error| {
+        let next = current.join(location).map_err(|error| {
             format!(
                 "invalid Location \"{}\": {error}",
-                self.redactor.redact(location)
+                self.redactor.redact_url(location)
             )
-        })
+        })?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(format!(
+                "the Location {} is not an http or https URL",
+                self.redactor.redact_url(next.as_str())
+            ));
+        }
+        Ok(next)
     }
 
     /// Reads up to the configured cap of the body, keeping an excerpt.
@@ -410,16 +424,20 @@ impl Client {
         record: &mut Progress,
     ) -> Result<(), reqwest::Error> {
         let mut seen = 0usize;
-        let mut excerpt = Vec::new();
+        let mut head = Vec::new();
         while seen < self.config.max_response_body {
             let Some(chunk) = response.chunk().await? else {
                 break;
             };
             seen += chunk.len();
-            let room = EXCERPT_BYTES.saturating_sub(excerpt.len());
-            excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let room = EXCERPT_SOURCE_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
-        record.excerpt = self.redactor.redact(&String::from_utf8_lossy(&excerpt));
+
+        // Redact before cutting, so that the cut cannot leave part of a
+        // token that the redactor would no longer recognise.
+        let redacted = self.redactor.redact(&String::from_utf8_lossy(&head));
+        record.excerpt = redacted.chars().take(EXCERPT_CHARS).collect();
         Ok(())
     }
 
@@ -496,9 +514,15 @@ pub mod duration_ms {
     use serde::Serializer;
     use std::time::Duration;
 
-    /// Writes `duration` as a number of milliseconds.
+    /// Writes `duration` as a number of milliseconds, to the microsecond.
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
+        serializer.serialize_f64(as_ms(*duration))
+    }
+
+    /// Converts to milliseconds with three decimals, so that JSON shows
+    /// 5001.759 rather than 5001.759008999999.
+    pub fn as_ms(duration: Duration) -> f64 {
+        duration.as_micros() as f64 / 1000.0
     }
 }
 
@@ -513,7 +537,7 @@ pub mod duration_ms_option {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match duration {
-            Some(duration) => serializer.serialize_f64(duration.as_secs_f64() * 1000.0),
+            Some(duration) => serializer.serialize_f64(super::duration_ms::as_ms(*duration)),
             None => serializer.serialize_none(),
         }
     }

@@ -645,7 +645,7 @@ pub enum CountsError {
     /// An event type outside the documented discriminators, while unknown
     /// types are not allowed.
     #[error(
-        "unknown event type \"{name}\"{hint}; the known types are: {known}",
+        "unknown event type \"{name}\"{hint} The known types are {known}. To send an undocumented type on purpose, allow unknown types (--allow-unknown)",
         hint = suggestion_hint(.suggestion.as_deref()),
         known = DISCRIMINATORS.join(", ")
     )]
@@ -670,7 +670,7 @@ pub enum CountsError {
 fn suggestion_hint(suggestion: Option<&str>) -> String {
     match suggestion {
         Some(known) => format!("; did you mean \"{known}\"?"),
-        None => String::new(),
+        None => ".".to_string(),
     }
 }
 

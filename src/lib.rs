@@ -15,24 +15,36 @@
 //! - [`sender`]: the long-lived engine that ties these together behind a
 //!   handle.
 //!
-//! [`receiver`] is the reference receiver that `send` and `bench` target
-//! when no URL is given, and [`secret`] keeps the token out of every
-//! output.
+//! The receiver conformance suite builds on them:
+//!
+//! - [`scenario`]: scenario files, one check each, parsed with
+//!   `file:line:column` errors;
+//! - [`conformance`]: the runner that sends each check's messages as single
+//!   attempts and judges every answer;
+//! - [`report`]: the terminal output and the JUnit and JSON reports of a
+//!   run.
 //!
 //! [`bench`](mod@bench) measures a receiver's latency: it pre-generates
 //! bodies with [`generator`], sends them with the token and the deadline
 //! of [`delivery`] in closed or open loop, and reports HDR histograms,
 //! deadline breaches and thresholds.
+//!
+//! [`receiver`] is the reference receiver that `send`, `run` and `bench`
+//! target when no URL is given, and [`secret`] keeps the token out of
+//! every output.
 
 pub mod batcher;
 pub mod bench;
+pub mod conformance;
 pub mod delivery;
 pub mod exit;
 pub mod generator;
 pub mod ledger;
 pub mod payload;
 pub mod receiver;
+pub mod report;
 pub mod retry;
+pub mod scenario;
 pub mod secret;
 pub mod send;
 pub mod sender;

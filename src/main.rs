@@ -37,6 +37,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Run the reference receiver, the default target of every command.
     Receive(cli::receive::ReceiveArgs),
+    /// Run the receiver conformance suite and write CI reports.
+    Run(cli::run::RunArgs),
     /// Measure a receiver's latency under Mews webhook load.
     Bench(cli::bench::BenchArgs),
 }
@@ -65,6 +67,7 @@ fn main() {
             Command::Send(args) => cli::send::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
         }
     });
@@ -81,6 +84,7 @@ fn init_tracing(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -95,6 +95,18 @@ pub enum ConfigError {
         /// The URL, redacted.
         url: String,
     },
+    /// The URL with the token cannot be sent over HTTP.
+    #[error(
+        "the URL {url} with the token appended ({length} characters) is not a valid HTTP request target: {reason}; use a shorter token or URL"
+    )]
+    InvalidUri {
+        /// The URL, redacted.
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+        /// The length of the full URL.
+        length: usize,
+    },
     /// The retry settings are invalid.
     #[error(transparent)]
     Retry(#[from] RetryError),
@@ -125,6 +137,9 @@ pub struct Notice {
     pub state: MessageState,
     /// The wait before the next attempt, when one is scheduled.
     pub retry_in: Option<Duration>,
+    /// The start of the response body, redacted, on one line: often the
+    /// receiver's reason for a rejection.
+    pub response_excerpt: String,
 }
 
 /// The engine's final account.
@@ -253,7 +268,11 @@ impl Sender {
     /// Checks `config` and starts the engine's tasks on the current tokio
     /// runtime.
     pub fn start(config: SenderConfig) -> Result<SenderHandle, ConfigError> {
-        let redactor = Redactor::new(config.token.iter());
+        let redactor = Redactor::for_target(
+            config.token.as_deref(),
+            &config.token_param,
+            [&config.general_url, &config.integration_url],
+        );
         let (general_url, integration_url) = target_urls(&config, &redactor)?;
         config.retry.validate()?;
         let client = Client::new(config.delivery.clone(), redactor.clone())
@@ -287,8 +306,8 @@ impl Sender {
             config.concurrency.max(1),
         ));
         tracing::info!(
-            general_url = %redactor.redact(config.general_url.as_str()),
-            integration_url = %redactor.redact(config.integration_url.as_str()),
+            general_url = %redactor.redact_url(config.general_url.as_str()),
+            integration_url = %redactor.redact_url(config.integration_url.as_str()),
             batch_cap = config.batch_cap,
             concurrency = config.concurrency,
             "sender started"
@@ -332,7 +351,7 @@ impl SenderHandle {
     /// discarded, stops the engine and returns its account. Submitters
     /// cloned from this handle fail with [`Stopped`] afterwards.
     pub async fn finish(self) -> SenderReport {
-        self.close(None).await
+        self.close(std::future::pending()).await
     }
 
     /// Like [`finish`](Self::finish), but waits at most `grace` for
@@ -340,10 +359,16 @@ impl SenderHandle {
     /// for a retry, are closed as discarded and counted in
     /// `discarded_at_shutdown`, so the account still balances.
     pub async fn shutdown(self, grace: Duration) -> SenderReport {
-        self.close(Some(grace)).await
+        self.close(tokio::time::sleep(grace)).await
     }
 
-    async fn close(self, grace: Option<Duration>) -> SenderReport {
+    /// Like [`shutdown`](Self::shutdown), but the wait for pending messages
+    /// ends when `give_up` completes, for example on a second Ctrl-C.
+    pub async fn shutdown_when(self, give_up: impl Future<Output = ()>) -> SenderReport {
+        self.close(give_up).await
+    }
+
+    async fn close(self, give_up: impl Future<Output = ()>) -> SenderReport {
         let SenderHandle {
             submitter,
             batcher_task,
@@ -356,14 +381,9 @@ impl SenderHandle {
         // once every other submitter is gone too, so flush explicitly.
         let _ = submitter.flush().await;
         drop(submitter);
-        let drained = pending_rx.wait_for(|pending| *pending == 0);
-        match grace {
-            Some(grace) => {
-                let _ = tokio::time::timeout(grace, drained).await;
-            }
-            None => {
-                let _ = drained.await;
-            }
+        tokio::select! {
+            _ = pending_rx.wait_for(|pending| *pending == 0) => {}
+            () = give_up => {}
         }
 
         // Aborting the dispatcher also aborts its attempts and retry
@@ -411,13 +431,23 @@ fn target_urls(config: &SenderConfig, redactor: &Redactor) -> Result<(Url, Url),
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::Scheme {
                 scheme: url.scheme().to_string(),
-                url: redactor.redact(url.as_str()),
+                url: redactor.redact_url(url.as_str()),
             });
         }
-        Ok(match &config.token {
+        let full = match &config.token {
             Some(token) => url_with_token(url, &config.token_param, token),
             None => url.clone(),
-        })
+        };
+        // The HTTP stack rejects some URLs that the url crate accepts, most
+        // often one longer than 64 KiB; better to say so before sending.
+        if let Err(error) = axum::http::Uri::try_from(full.as_str()) {
+            return Err(ConfigError::InvalidUri {
+                url: redactor.redact_url(url.as_str()),
+                reason: error.to_string(),
+                length: full.as_str().len(),
+            });
+        }
+        Ok(full)
     };
     Ok((
         prepare(&config.general_url)?,
@@ -584,6 +614,7 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) -> Option<(Dur
     let result = client.attempt(&job.request).await;
     let outcome = result.outcome.clone();
     let total = result.total;
+    let response_excerpt = one_line(&result.response_excerpt, 160);
     let delivered = outcome.is_delivered();
     let retry_in = if delivered {
         None
@@ -621,6 +652,7 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) -> Option<(Dur
             total,
             state,
             retry_in,
+            response_excerpt,
         });
         shared.publish_pending(ledger.pending());
         state
@@ -635,15 +667,29 @@ async fn attempt(job: Job, client: &Client, shared: &Arc<Shared>) -> Option<(Dur
     Some((delay, next))
 }
 
+/// Joins the lines of `text` and cuts it to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() <= max {
+        return joined;
+    }
+    let mut cut: String = joined.chars().take(max).collect();
+    cut.push('…');
+    cut
+}
+
 fn log_attempt(job: &Job, outcome: &Outcome, retry_in: Option<Duration>, state: MessageState) {
+    // Per-message results are output, shown by the caller; the log keeps
+    // them at debug and info so that a large failing run does not flood
+    // stderr at the default level.
     let description = outcome.describe();
     match (state, retry_in) {
         (MessageState::Delivered, _) => {
-            tracing::debug!(message = job.id, attempt = job.attempt, outcome = %description, "delivered");
+            tracing::debug!(message_id = job.id, attempt = job.attempt, outcome = %description, "delivered");
         }
         (MessageState::Pending, Some(delay)) => {
             tracing::info!(
-                message = job.id,
+                message_id = job.id,
                 attempt = job.attempt,
                 outcome = %description,
                 retry_in = ?delay,
@@ -651,8 +697,8 @@ fn log_attempt(job: &Job, outcome: &Outcome, retry_in: Option<Duration>, state: 
             );
         }
         _ => {
-            tracing::warn!(
-                message = job.id,
+            tracing::info!(
+                message_id = job.id,
                 attempt = job.attempt,
                 outcome = %description,
                 "last attempt failed, message discarded"

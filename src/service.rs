@@ -20,6 +20,7 @@
 //! range (Mews time, scaled like retry delays) before it reaches the
 //! engine, as Mews events reach webhooks minutes after they happen.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,12 +76,24 @@ struct ServiceState {
     generator: Mutex<Generator>,
     lagged: Arc<Mutex<JoinSet<()>>>,
     skip_lag_rx: watch::Receiver<bool>,
+    /// Events accepted by the intake but still waiting out their lag, so
+    /// not yet in the sender's ledger.
+    lagging_events: Arc<AtomicU64>,
 }
 
 /// A queued submission: events of one key, or Integration actions.
 enum Submission {
     Events(IntegrationKey, Vec<Event>),
     Actions(Vec<IntegrationWebhook>),
+}
+
+impl Submission {
+    fn event_count(&self) -> u64 {
+        match self {
+            Submission::Events(_, events) => events.len() as u64,
+            Submission::Actions(actions) => actions.len() as u64,
+        }
+    }
 }
 
 impl Service {
@@ -95,6 +108,7 @@ impl Service {
             generator: Mutex::new(generator),
             lagged: lagged.clone(),
             skip_lag_rx,
+            lagging_events: Arc::new(AtomicU64::new(0)),
         });
         Service {
             state,
@@ -117,14 +131,14 @@ impl Service {
     }
 
     /// Stops the service: submissions still waiting out their lag go to
-    /// the engine at once, then the engine gets `grace` to finish what is
-    /// pending before the rest is discarded.
-    pub async fn shutdown(self, grace: Duration) -> SenderReport {
+    /// the engine at once, then the engine finishes what is pending until
+    /// `give_up` completes, and the rest is discarded.
+    pub async fn shutdown(self, give_up: impl Future<Output = ()>) -> SenderReport {
         self.skip_lag_tx.send_replace(true);
         let mut lagged = std::mem::take(&mut *lock(&self.lagged));
         while lagged.join_next().await.is_some() {}
         drop(self.state);
-        self.handle.shutdown(grace).await
+        self.handle.shutdown_when(give_up).await
     }
 }
 
@@ -254,11 +268,11 @@ async fn post_generate(State(state): State<Arc<ServiceState>>, body: Bytes) -> I
 
 async fn post_flush(State(state): State<Arc<ServiceState>>) -> IntakeResult {
     state.submitter.flush().await.map_err(stopped)?;
-    Ok((StatusCode::OK, Json(json!(state.submitter.counts()))))
+    Ok((StatusCode::OK, Json(state.status())))
 }
 
 async fn get_status(State(state): State<Arc<ServiceState>>) -> Json<Value> {
-    Json(json!(state.submitter.counts()))
+    Json(state.status())
 }
 
 fn stopped(error: crate::sender::Stopped) -> IntakeError {
@@ -269,6 +283,14 @@ fn stopped(error: crate::sender::Stopped) -> IntakeError {
 }
 
 impl ServiceState {
+    /// The ledger's totals plus `events_lagging`, the events the intake
+    /// accepted that are still waiting out their lag.
+    fn status(&self) -> Value {
+        let mut status = json!(self.submitter.counts());
+        status["events_lagging"] = json!(self.lagging_events.load(Ordering::Relaxed));
+        status
+    }
+
     /// Hands a submission to the engine now, or after a random lag.
     async fn queue(self: &Arc<Self>, submission: Submission) -> Result<(), IntakeError> {
         let Some((low, high)) = self.config.lag else {
@@ -282,13 +304,18 @@ impl ServiceState {
         };
         let submitter = self.submitter.clone();
         let mut skip_lag_rx = self.skip_lag_rx.clone();
+        let lagging_events = self.lagging_events.clone();
+        let events = submission.event_count();
+        lagging_events.fetch_add(events, Ordering::Relaxed);
         lock(&self.lagged).spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(lag) => {}
                 _ = skip_lag_rx.wait_for(|skip| *skip) => {}
             }
-            if let Err(error) = submit(&submitter, submission).await {
-                tracing::error!(%error, "a lagged submission could not reach the sender");
+            let result = submit(&submitter, submission).await;
+            lagging_events.fetch_sub(events, Ordering::Relaxed);
+            if let Err(error) = result {
+                tracing::error!(%error, events, "a lagged submission could not reach the sender");
             }
         });
         Ok(())

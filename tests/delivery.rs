@@ -419,3 +419,57 @@ async fn echoed_token_is_redacted_in_excerpt_and_redirects() {
     assert!(!json.contains("secret-token"), "{json}");
     assert!(json.contains("<redacted>"));
 }
+
+#[tokio::test]
+async fn redirect_to_other_scheme_is_not_followed() {
+    let server = redirect_server(307, "ftp://127.0.0.1/b").await;
+    let attempt = client(Duration::from_secs(5))
+        .attempt(&request(&format!("{}/a", server.uri())))
+        .await;
+    assert!(
+        matches!(&attempt.outcome, Outcome::RedirectNotFollowed { status: 307, reason } if reason.contains("not an http")),
+        "{:?}",
+        attempt.outcome
+    );
+    assert!(attempt.redirects.is_empty());
+}
+
+#[tokio::test]
+async fn token_hidden_in_every_echoed_spelling() {
+    let token = "ab+cd/ef=gh ü";
+    let lower_hex = "ab%2bcd%2fef%3dgh%20%c3%bc";
+    let python_quote = "ab%2Bcd/ef%3Dgh%20%C3%BC";
+    let server = MockServer::start().await;
+    Mock::given(path("/a"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("Location", format!("/b?Next={lower_hex}")),
+        )
+        .mount(&server)
+        .await;
+    // The echo sits across the 512-character excerpt boundary.
+    let padding = "x".repeat(505);
+    Mock::given(path("/b"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(format!(
+            "{padding}{token} {python_quote} {}",
+            serde_json::to_string(token).unwrap()
+        )))
+        .mount(&server)
+        .await;
+    let client = Client::new(DeliveryConfig::default(), Redactor::new([token])).unwrap();
+    let attempt = client
+        .attempt(&request(&format!("{}/a", server.uri())))
+        .await;
+
+    let json = serde_json::to_string(&attempt).unwrap();
+    for leaked in [token, lower_hex, python_quote, "ab+cd", "ab%2"] {
+        assert!(!json.contains(leaked), "{leaked} in {json}");
+    }
+    assert_eq!(attempt.redirects.len(), 1);
+    assert!(
+        attempt.redirects[0]
+            .location
+            .ends_with("/b?Next=<redacted>")
+    );
+    // The cut falls inside the placeholder, never inside the token.
+    assert_eq!(attempt.response_excerpt, format!("{padding}<redact"));
+}

@@ -405,3 +405,71 @@ async fn token_read_from_environment() {
         .into_owned();
     assert_eq!(token, TOKEN);
 }
+
+#[tokio::test]
+async fn token_written_in_url_is_hidden() {
+    let server = server_answering(202).await;
+    let url = format!(
+        "{}/hook?Token=SuperSecret99",
+        server.uri().replace("http://", "http://user:hunter2@")
+    );
+    for format in ["text", "json"] {
+        let output = mewshook(&[
+            "send", "--url", &url, "--count", "1", "--output", format, "-vv",
+        ])
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        for stream in [text(&output.stdout), text(&output.stderr)] {
+            assert!(!stream.contains("SuperSecret99"), "{stream}");
+            assert!(!stream.contains("hunter2"), "{stream}");
+        }
+        assert!(text(&output.stdout).contains("Token=<redacted>"));
+    }
+}
+
+#[tokio::test]
+async fn rejection_reason_is_printed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_string("Events[0].Value.Id:\n expected a GUID"),
+        )
+        .mount(&server)
+        .await;
+    let output = mewshook(&[
+        "send",
+        "--url",
+        &server.uri(),
+        "--count",
+        "1",
+        "--max-attempts",
+        "1",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("rejected with 400 \"Events[0].Value.Id: expected a GUID\"; discarded"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_counts_are_invalid_input() {
+    for args in [
+        &["send", "--count", "18446744073709551615"][..],
+        &[
+            "send",
+            "--events",
+            "CustomerAdded=99999999999,CustomerUpdated=5",
+        ][..],
+    ] {
+        let output = mewshook(args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&output.stderr).contains("limit"),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+}

@@ -76,11 +76,17 @@ impl Service {
         panic!("{field} never reached {value}: {}", self.status().await);
     }
 
-    /// Sends Ctrl-C and returns the exit code and the rest of stdout.
-    async fn stop(mut self) -> (Option<i32>, String, String) {
+    /// Sends Ctrl-C and returns the exit code, the rest of stdout, and
+    /// stderr.
+    async fn stop(self) -> (Option<i32>, String, String) {
+        self.stop_with("-INT").await
+    }
+
+    /// Sends `signal` (a `kill` flag) and returns what `stop` returns.
+    async fn stop_with(mut self, signal: &str) -> (Option<i32>, String, String) {
         let pid = self.child.id().unwrap().to_string();
         let killed = Command::new("kill")
-            .args(["-INT", &pid])
+            .args([signal, &pid])
             .status()
             .await
             .unwrap();
@@ -241,7 +247,9 @@ async fn lag_delays_delivery() {
     ])
     .await;
     service.post("/v1/general", general_body(1)).await;
-    assert_eq!(service.status().await["events_accepted"], 0);
+    let status = service.status().await;
+    assert_eq!(status["events_accepted"], 0);
+    assert_eq!(status["events_lagging"], 1);
     let status = service.wait_for("events_delivered", 1).await;
     assert_eq!(status["messages_delivered"], 1);
     service.stop().await;
@@ -281,4 +289,53 @@ async fn busy_port_is_a_runtime_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
+}
+
+#[tokio::test]
+async fn sigterm_sends_lagged_events_and_reports() {
+    let server = server_answering(202).await;
+    // A lag of one hour would hold the events far past the test.
+    let service = start(&["--url", &server.uri(), "--lag", "1h", "--quiet"]).await;
+    let (status, _) = service.post("/v1/generate", json!({"count": 50})).await;
+    assert_eq!(status, 202);
+    let (code, stdout, stderr) = service.stop_with("-TERM").await;
+
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("events     50"), "{stdout}");
+    assert!(stdout.contains("discarded  0"), "{stdout}");
+    let delivered: usize = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            serde_json::from_slice::<Value>(&request.body).unwrap()["Events"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(delivered, 50);
+}
+
+#[tokio::test]
+async fn stalled_client_does_not_block_shutdown() {
+    use tokio::io::AsyncWriteExt;
+
+    let service = start(&["--shutdown-grace", "200ms", "--quiet"]).await;
+    // Half a request: the headers promise a body that never comes.
+    let address = service.base.trim_start_matches("http://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/general HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let stopping = tokio::time::timeout(Duration::from_secs(10), service.stop());
+    let (code, stdout, _) = stopping
+        .await
+        .expect("serve stops despite the stalled client");
+    assert_eq!(code, Some(0), "{stdout}");
+    drop(stalled);
 }

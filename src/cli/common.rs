@@ -10,6 +10,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Parses a duration that must be above zero, such as a deadline.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "invalid duration \"{text}\": it must be above zero, for example 5s"
+        ));
+    }
+    Ok(duration)
+}
+
 /// Parses a positive, finite factor for clap.
 pub fn parse_time_scale(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -23,7 +34,15 @@ pub fn parse_time_scale(text: &str) -> Result<f64, String> {
 /// Parses an http(s) URL for clap. The URL may carry the token in its own
 /// query, so the message never repeats it.
 pub fn parse_http_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text.trim()).map_err(|error| {
+    let text = text.trim();
+    // "localhost:8080/hooks" parses with "localhost" as the scheme, so a
+    // missing scheme is caught before the scheme check.
+    if !text.contains("://") {
+        return Err(format!(
+            "invalid URL: it has no http:// or https:// in front; write it as http://{text}"
+        ));
+    }
+    let url = url::Url::parse(text).map_err(|error| {
         format!("invalid URL: {error}; give an absolute URL such as http://127.0.0.1:8080/webhooks")
     })?;
     if !matches!(url.scheme(), "http" | "https") {

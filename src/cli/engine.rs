@@ -11,7 +11,9 @@ use mewshook::retry::{DEFAULT_MAX_ATTEMPTS, RetryPolicy, parse_delays};
 use mewshook::secret::Redactor;
 use mewshook::sender::SenderConfig;
 
-use super::common::{TokenArgs, parse_duration, parse_http_url, parse_time_scale, resolve_token};
+use super::common::{
+    TokenArgs, parse_http_url, parse_positive_duration, parse_time_scale, resolve_token,
+};
 
 /// A failure before or around the engine, sorted by exit code.
 pub enum Failure {
@@ -63,7 +65,7 @@ pub struct EngineArgs {
 
     /// Deadline of one attempt, covering connect, redirects and the
     /// response body; Mews allows 5 s.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
     /// Maximum 307/308 redirects followed in one attempt.
@@ -104,8 +106,15 @@ pub struct Target {
 }
 
 impl EngineArgs {
-    /// Reads the token from the flags, the environment or the token file.
+    /// Reads the token from the flags, the environment or the token file,
+    /// after checking the token flags, so that bad ones are reported
+    /// before anything starts.
     pub fn token(&self) -> Result<Option<String>, Failure> {
+        if self.token.token_param.is_empty() {
+            return Err(Failure::Input(
+                "--token-param is empty; give a query parameter name such as Token".to_string(),
+            ));
+        }
         resolve_token(self.token.token.clone(), self.token.token_file.as_deref())
             .map_err(Failure::Input)
     }
@@ -180,11 +189,17 @@ impl EngineArgs {
     }
 }
 
-/// Returns the URL the receiver gets, with the token replaced.
+/// Returns the URL the receiver gets, with the token and any password
+/// replaced.
 pub fn show_url(url: &url::Url, config: &SenderConfig) -> String {
-    let Some(token) = &config.token else {
-        return url.to_string();
+    let full = match &config.token {
+        Some(token) => url_with_token(url, &config.token_param, token),
+        None => url.clone(),
     };
-    let full = url_with_token(url, &config.token_param, token);
-    Redactor::new([token]).redact(full.as_str())
+    let redactor = Redactor::for_target(
+        config.token.as_deref(),
+        &config.token_param,
+        [&config.general_url, &config.integration_url],
+    );
+    redactor.redact_url(full.as_str())
 }

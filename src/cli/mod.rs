@@ -4,5 +4,7 @@ pub mod bench;
 pub mod common;
 pub mod engine;
 pub mod receive;
+pub mod run;
 pub mod send;
 pub mod serve;
+pub mod signal;

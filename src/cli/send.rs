@@ -15,6 +15,25 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::engine::{EngineArgs, Failure, show_url};
 
+/// The most events one run generates. Every event is held in memory from
+/// generation to delivery, by estimate about 200 bytes each with its share
+/// of the serialized body, so this keeps a run near 200 MB.
+const MAX_EVENTS: usize = 1_000_000;
+
+/// Parses an event count and checks it against [`MAX_EVENTS`].
+fn parse_event_total(text: &str) -> Result<usize, String> {
+    let count: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid event count \"{text}\": give a whole number"))?;
+    if count > MAX_EVENTS {
+        return Err(format!(
+            "{count} events is above the limit of {MAX_EVENTS} per run; split the traffic into several runs"
+        ));
+    }
+    Ok(count)
+}
+
 /// Events sent when no --events, --action or --body is given.
 const DEFAULT_EVENT_COUNT: usize = 1200;
 
@@ -50,7 +69,7 @@ pub struct SendArgs {
 
     /// Realistic General events to send when --events is not given
     /// [default: 1200 if nothing else is sent].
-    #[arg(long, value_name = "N", conflicts_with = "events")]
+    #[arg(long, value_name = "N", conflicts_with = "events", value_parser = parse_event_total)]
     count: Option<usize>,
 
     /// Allow discriminators Mews does not document in --events, to test a
@@ -173,6 +192,11 @@ fn build_traffic(args: &SendArgs, seed: u64) -> Result<Traffic, Failure> {
     if let Some(spec) = &args.events {
         let counts = parse_event_counts(spec, args.allow_unknown)
             .map_err(|error| Failure::Input(format!("--events: {error}")))?;
+        let total = counts
+            .iter()
+            .fold(0usize, |sum, (_, count)| sum.saturating_add(*count));
+        parse_event_total(&total.to_string())
+            .map_err(|error| Failure::Input(format!("--events: {error}")))?;
         traffic.events = generator.from_counts(&counts);
     } else if let Some(count) = args.count {
         traffic.events = generator.realistic(count);
@@ -267,8 +291,12 @@ fn print_failure(notice: &Notice) {
         Some(delay) => format!("retry in {}", humantime::format_duration(round_ms(delay))),
         None => "discarded".to_string(),
     };
+    let reason = match notice.response_excerpt.as_str() {
+        "" => String::new(),
+        excerpt => format!(" \"{excerpt}\""),
+    };
     eprintln!(
-        "message {} ({} events) attempt {}: {}; {next}",
+        "message {} ({} events) attempt {}: {}{reason}; {next}",
         notice.id,
         notice.events,
         notice.attempt,

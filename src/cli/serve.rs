@@ -10,10 +10,11 @@ use mewshook::send::{RunSettings, render_summary};
 use mewshook::sender::{Notice, Sender};
 use mewshook::service::{Service, ServiceConfig};
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::common::parse_duration;
 use super::engine::{EngineArgs, Failure, show_url};
+use super::signal::StopSignal;
 
 /// Arguments of `mewshook serve`.
 #[derive(Debug, Args)]
@@ -32,8 +33,9 @@ Examples:
   mewshook serve --url http://127.0.0.1:8080/mews --token-file token.txt --lag 2m..5m --time-scale 0.01
   curl -X POST 127.0.0.1:8686/v1/generate -d '{\"count\": 1200}'
 
-Stop with Ctrl-C: submissions waiting out their lag are sent at once, and
-pending retries get --shutdown-grace before they are discarded.
+Stop with Ctrl-C or SIGTERM: submissions waiting out their lag are sent at
+once, and requests in flight and pending retries get --shutdown-grace
+before the rest is discarded. A second signal skips the wait.
 Exit codes: 0 all delivered, 1 a message was discarded, 2 invalid input, 3 runtime error.")]
 pub struct ServeArgs {
     /// Address the intake listens on.
@@ -102,6 +104,8 @@ pub async fn run(args: ServeArgs) -> i32 {
 async fn execute(args: ServeArgs) -> Result<i32, Failure> {
     let token = args.engine.token()?;
     let retry = args.engine.retry_policy()?;
+    let mut stop_signal = StopSignal::new()
+        .map_err(|error| Failure::Runtime(format!("failed to listen for stop signals: {error}")))?;
     let listener = TcpListener::bind(args.listen).await.map_err(|error| {
         Failure::Runtime(format!(
             "failed to listen on {}: {error}; pick another address with --listen",
@@ -144,20 +148,44 @@ async fn execute(args: ServeArgs) -> Result<i32, Failure> {
     );
     tracing::info!(%address, "sender service started");
 
-    let served = axum::serve(listener, service.router())
+    // The first Ctrl-C or SIGTERM stops the intake. Requests in flight get
+    // the shutdown grace, because a stalled client must not keep the
+    // service alive, and a second signal ends every wait at once.
+    let (intake_stop_tx, intake_stop_rx) = oneshot::channel::<()>();
+    let intake = axum::serve(listener, service.router())
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = intake_stop_rx.await;
         })
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "the intake stopped with an error");
+        .into_future();
+    tokio::pin!(intake);
+    tokio::select! {
+        served = &mut intake => log_intake_end(served),
+        () = stop_signal.recv() => {}
     }
-
+    let _ = intake_stop_tx.send(());
     println!(
-        "stopping: waiting up to {} for pending messages",
+        "stopping: waiting up to {} for pending messages (stop again to skip the wait)",
         humantime::format_duration(args.shutdown_grace)
     );
-    let report = service.shutdown(args.shutdown_grace).await;
+    let mut hurried = false;
+    tokio::select! {
+        served = &mut intake => log_intake_end(served),
+        () = tokio::time::sleep(args.shutdown_grace) => {
+            tracing::warn!("intake requests still in flight after the grace; stopping without them");
+        }
+        () = stop_signal.recv() => hurried = true,
+    }
+
+    let give_up = async {
+        if hurried {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(args.shutdown_grace) => {}
+            () = stop_signal.recv() => {}
+        }
+    };
+    let report = service.shutdown(give_up).await;
     if let Some(printer) = printer {
         printer.abort();
     }
@@ -176,6 +204,12 @@ async fn execute(args: ServeArgs) -> Result<i32, Failure> {
     Ok(exit::SUCCESS)
 }
 
+fn log_intake_end(served: std::io::Result<()>) {
+    if let Err(error) = served {
+        tracing::error!(%error, "the intake stopped with an error");
+    }
+}
+
 /// Prints one line per attempt on stdout.
 async fn print_attempts(mut notices: broadcast::Receiver<Notice>) {
     loop {
@@ -189,8 +223,13 @@ async fn print_attempts(mut notices: broadcast::Receiver<Notice>) {
                     None if !notice.outcome.is_delivered() => "; discarded".to_string(),
                     None => String::new(),
                 };
+                let reason = match notice.response_excerpt.as_str() {
+                    _ if notice.outcome.is_delivered() => String::new(),
+                    "" => String::new(),
+                    excerpt => format!(" \"{excerpt}\""),
+                };
                 println!(
-                    "message {} {} ({} events) attempt {}: {} in {:.1} ms{next}",
+                    "message {} {} ({} events) attempt {}: {}{reason} in {:.1} ms{next}",
                     notice.id,
                     notice.kind,
                     notice.events,

@@ -1,0 +1,764 @@
+//! Turning a parsed file into a [`Scenario`], collecting every mistake.
+//!
+//! serde stops at the first error it meets, so a file with a syntax or
+//! type error reports one. Once the file has the right shape, this module
+//! checks the values (names, ids, event types, ranges, durations) and
+//! reports all mistakes it finds, each at its own position.
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use toml::Spanned;
+use uuid::Uuid;
+
+use super::error::{Position, ScenarioError, ScenarioErrorKind};
+use super::format::{
+    RawBodyKind, RawEvent, RawExpect, RawOrder, RawPercentile, RawScenario, RawStatus, RawStep,
+};
+use super::{
+    EventSpec, Expectation, ExpectedOutcome, LatencyLimit, MessageSource, Order, PercentileLimit,
+    Requirements, Scenario, Severity, StatusSet, Step, TokenMode,
+};
+use crate::batcher::DEFAULT_BATCH_CAP;
+use crate::payload::{
+    ACTIONS, DISCRIMINATORS, WebhookKind, is_known_action, is_known_discriminator, suggest,
+};
+
+/// The maximum number of events one step may generate. A step is a test, not a load
+/// run, and this keeps a typo such as an extra zero from exhausting memory.
+pub const MAX_STEP_EVENTS: usize = 100_000;
+
+/// The maximum number of messages one step may send, repetitions included.
+pub const MAX_STEP_SENDS: usize = 10_000;
+
+/// The maximum number of messages a step may have in flight at once.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+/// The maximum number of enterprise integrations a step may spread events
+/// over.
+pub const MAX_ENTERPRISES: usize = 1000;
+
+/// Reads a body file; the loader passes the file system or the built-in
+/// copy of the suite.
+pub type BodyReader<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
+
+/// Collects the mistakes of one file.
+pub(super) struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    read_body: BodyReader<'a>,
+    pub errors: Vec<ScenarioError>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(file: &'a Path, text: &'a str, read_body: BodyReader<'a>) -> Self {
+        Checker {
+            file,
+            text,
+            read_body,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, span: Range<usize>, kind: ScenarioErrorKind, message: String) {
+        self.errors
+            .push(ScenarioError::at(self.file, self.text, span, kind, message));
+    }
+
+    fn invalid(&mut self, span: Range<usize>, message: String) {
+        self.error(span, ScenarioErrorKind::InvalidValue, message);
+    }
+
+    pub fn position(&self, span: &Range<usize>) -> Position {
+        Position::of_offset(self.text, span.start)
+    }
+
+    /// Validates the whole file. Returns `None` when any mistake was found;
+    /// the mistakes are in `self.errors`.
+    pub fn scenario(&mut self, raw: RawScenario) -> Option<Scenario> {
+        let name = self.check_name(&raw.name);
+        let summary = self.check_summary(&raw.summary);
+        let description = self.check_text(&raw.description, "description");
+        let fix = self.check_text(&raw.fix, "fix");
+        let severity = raw.severity.unwrap_or(Severity::Fail);
+        let requires = self.check_requires(raw.requires);
+
+        if raw.steps.get_ref().is_empty() {
+            self.error(
+                raw.steps.span(),
+                ScenarioErrorKind::MissingKey,
+                "the scenario has no steps; add at least one [[steps]] table".to_string(),
+            );
+        }
+        let steps: Vec<Step> = raw
+            .steps
+            .into_inner()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, step)| self.check_step(index, step, severity))
+            .collect();
+
+        if !self.errors.is_empty() {
+            return None;
+        }
+        Some(Scenario {
+            name,
+            summary,
+            description,
+            fix,
+            severity,
+            requires,
+            steps,
+            file: self.file.to_path_buf(),
+        })
+    }
+
+    fn check_name(&mut self, name: &Spanned<String>) -> String {
+        let text = name.get_ref();
+        let valid = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            self.invalid(
+                name.span(),
+                format!(
+                    "invalid check name \"{text}\"; use letters, digits, \"-\", \"_\" and \".\" only, \
+                     for example \"missing-token\""
+                ),
+            );
+        }
+        text.clone()
+    }
+
+    fn check_summary(&mut self, summary: &Spanned<String>) -> String {
+        let text = summary.get_ref().trim();
+        if text.is_empty() || text.contains('\n') {
+            self.invalid(
+                summary.span(),
+                "summary must be one non-empty line; put details in description".to_string(),
+            );
+        }
+        text.to_string()
+    }
+
+    fn check_text(&mut self, value: &Spanned<String>, key: &str) -> String {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            self.invalid(value.span(), format!("{key} is empty; write it out"));
+        }
+        text.to_string()
+    }
+
+    fn check_requires(&mut self, raw: Option<super::format::RawRequires>) -> Requirements {
+        let Some(raw) = raw else {
+            return Requirements::default();
+        };
+        let token_characters = raw.token_characters.map(|characters| {
+            if characters.get_ref().is_empty() {
+                self.invalid(
+                    characters.span(),
+                    "token_characters is empty; list the characters, for example \"+/=&%\""
+                        .to_string(),
+                );
+            }
+            characters.into_inner()
+        });
+        Requirements {
+            token: raw.token,
+            token_characters,
+        }
+    }
+
+    fn check_step(
+        &mut self,
+        index: usize,
+        step: Spanned<RawStep>,
+        scenario_severity: Severity,
+    ) -> Option<Step> {
+        let errors_before = self.errors.len();
+        let span = step.span();
+        let raw = step.into_inner();
+
+        let enterprise_id = self.optional_uuid(raw.enterprise_id.as_ref(), "enterprise_id");
+        let integration_id = self.optional_uuid(raw.integration_id.as_ref(), "integration_id");
+        let enterprises = self.integer_in(
+            raw.enterprises.as_ref(),
+            "enterprises",
+            1,
+            MAX_ENTERPRISES,
+            1,
+        );
+        if enterprises > 1
+            && (enterprise_id.is_some() || integration_id.is_some())
+            && let Some(value) = &raw.enterprises
+        {
+            self.invalid(
+                value.span(),
+                format!(
+                    "enterprises = {enterprises} conflicts with a fixed enterprise_id or \
+                     integration_id, which gives every event the same key; remove one of them"
+                ),
+            );
+        }
+        let batch_cap = self.integer_in(
+            raw.batch_cap.as_ref(),
+            "batch_cap",
+            1,
+            MAX_STEP_EVENTS,
+            DEFAULT_BATCH_CAP,
+        );
+        let repeat = self.integer_in(raw.repeat.as_ref(), "repeat", 1, MAX_STEP_SENDS, 1);
+        let concurrency = self.integer_in(
+            raw.concurrency.as_ref(),
+            "concurrency",
+            1,
+            MAX_CONCURRENCY,
+            1,
+        );
+        let seed = raw.seed.as_ref().and_then(|seed| {
+            let value = *seed.get_ref();
+            if value < 0 {
+                self.invalid(
+                    seed.span(),
+                    format!("invalid seed {value}; use a number from 0"),
+                );
+            }
+            u64::try_from(value).ok()
+        });
+
+        let source = self.check_source(span.clone(), &raw, batch_cap, repeat);
+        let token_param = raw.token_param.map(|param| {
+            if param.get_ref().is_empty() {
+                self.invalid(
+                    param.span(),
+                    "token_param is empty; give a query parameter name such as Token".to_string(),
+                );
+            }
+            param.into_inner()
+        });
+        let content_type = raw.content_type.map(|value| {
+            if axum::http::HeaderValue::from_str(value.get_ref()).is_err()
+                || value.get_ref().is_empty()
+            {
+                self.invalid(
+                    value.span(),
+                    format!(
+                        "invalid content_type \"{}\"; give a header value such as \
+                         \"application/json; charset=utf-8\"",
+                        value.get_ref().escape_debug()
+                    ),
+                );
+            }
+            value.into_inner()
+        });
+
+        let expect = self.check_expect(raw.expect, scenario_severity);
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Step {
+            name: raw.name.unwrap_or_else(|| format!("step {}", index + 1)),
+            source: source?,
+            enterprises,
+            enterprise_id,
+            integration_id,
+            token: raw.token.unwrap_or(TokenMode::Right),
+            token_param,
+            content_type,
+            batch_cap,
+            repeat,
+            concurrency,
+            order: match raw.order {
+                None | Some(RawOrder::AsGenerated) => Order::AsGenerated,
+                Some(RawOrder::Reversed) => Order::Reversed,
+                Some(RawOrder::Shuffled) => Order::Shuffled,
+            },
+            seed,
+            expect,
+        })
+    }
+
+    /// Checks that the step has exactly one source and that it is valid.
+    fn check_source(
+        &mut self,
+        step_span: Range<usize>,
+        raw: &RawStep,
+        batch_cap: usize,
+        repeat: usize,
+    ) -> Option<MessageSource> {
+        let present: Vec<&str> = [
+            ("events", raw.events.is_some()),
+            ("counts", raw.counts.is_some()),
+            ("realistic", raw.realistic.is_some()),
+            ("actions", raw.actions.is_some()),
+            ("body_file", raw.body_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect();
+        if present.len() != 1 {
+            let found = if present.is_empty() {
+                "none".to_string()
+            } else {
+                present.join(" and ")
+            };
+            self.error(
+                step_span,
+                ScenarioErrorKind::MissingKey,
+                format!(
+                    "a step sends exactly one of events, counts, realistic, actions or body_file; \
+                     this one has {found}"
+                ),
+            );
+            return None;
+        }
+        if raw.body_kind.is_some() && raw.body_file.is_none() {
+            self.invalid(
+                step_span.clone(),
+                "body_kind applies only to body_file; remove it".to_string(),
+            );
+        }
+
+        let source = if let Some(events) = &raw.events {
+            self.check_events(events, raw.allow_unknown)
+        } else if let Some(counts) = &raw.counts {
+            self.check_counts(counts, raw.allow_unknown)
+        } else if let Some(count) = &raw.realistic {
+            let count = self.integer_in(Some(count), "realistic", 1, MAX_STEP_EVENTS, 1);
+            Some(MessageSource::Realistic(count))
+        } else if let Some(actions) = &raw.actions {
+            self.check_actions(actions, raw.allow_unknown)
+        } else {
+            raw.body_file
+                .as_ref()
+                .and_then(|file| self.read_body_file(file, raw.body_kind))
+        }?;
+
+        let messages = upper_bound_messages(&source, batch_cap);
+        if messages.saturating_mul(repeat) > MAX_STEP_SENDS {
+            self.invalid(
+                step_span,
+                format!(
+                    "this step may send up to {} messages, more than the limit of {MAX_STEP_SENDS}; \
+                     lower repeat, raise batch_cap or send fewer events",
+                    messages.saturating_mul(repeat)
+                ),
+            );
+        }
+        Some(source)
+    }
+
+    fn check_events(
+        &mut self,
+        events: &Spanned<Vec<Spanned<RawEvent>>>,
+        allow_unknown: bool,
+    ) -> Option<MessageSource> {
+        if events.get_ref().is_empty() {
+            self.invalid(
+                events.span(),
+                "events is empty; list at least one event".to_string(),
+            );
+            return None;
+        }
+        if events.get_ref().len() > MAX_STEP_EVENTS {
+            self.invalid(
+                events.span(),
+                format!("more than {MAX_STEP_EVENTS} events in one step; split them into steps"),
+            );
+        }
+        let specs = events
+            .get_ref()
+            .iter()
+            .map(|event| {
+                let event = event.get_ref();
+                self.check_discriminator(&event.discriminator, allow_unknown);
+                EventSpec {
+                    discriminator: event.discriminator.get_ref().clone(),
+                    id: self.optional_uuid(event.id.as_ref(), "id"),
+                    enterprise_id: self
+                        .optional_uuid(event.enterprise_id.as_ref(), "enterprise_id"),
+                    integration_id: self
+                        .optional_uuid(event.integration_id.as_ref(), "integration_id"),
+                }
+            })
+            .collect();
+        Some(MessageSource::Events(specs))
+    }
+
+    fn check_counts(
+        &mut self,
+        counts: &Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<i64>>>,
+        allow_unknown: bool,
+    ) -> Option<MessageSource> {
+        let mut plan = Vec::new();
+        let mut total: usize = 0;
+        for (name, count) in counts.get_ref() {
+            self.check_discriminator(name, allow_unknown);
+            let value = *count.get_ref();
+            match usize::try_from(value) {
+                Ok(value) => {
+                    total = total.saturating_add(value);
+                    plan.push((name.get_ref().clone(), value));
+                }
+                Err(_) => self.invalid(
+                    count.span(),
+                    format!(
+                        "invalid count {value} for {}; use a number from 0",
+                        name.get_ref()
+                    ),
+                ),
+            }
+        }
+        if total == 0 {
+            self.invalid(
+                counts.span(),
+                "the counts add up to 0; give at least one event".to_string(),
+            );
+        } else if total > MAX_STEP_EVENTS {
+            self.invalid(
+                counts.span(),
+                format!("the counts add up to {total}, more than the limit of {MAX_STEP_EVENTS}"),
+            );
+        }
+        Some(MessageSource::Counts(plan))
+    }
+
+    fn check_actions(
+        &mut self,
+        actions: &Spanned<Vec<Spanned<String>>>,
+        allow_unknown: bool,
+    ) -> Option<MessageSource> {
+        if actions.get_ref().is_empty() {
+            self.invalid(
+                actions.span(),
+                "actions is empty; list at least one action".to_string(),
+            );
+            return None;
+        }
+        for action in actions.get_ref() {
+            let name = action.get_ref();
+            if allow_unknown || is_known_action(name) {
+                continue;
+            }
+            let lead = format!("unknown action \"{name}\"");
+            self.error(
+                action.span(),
+                ScenarioErrorKind::UnknownAction,
+                unknown_word_message(&lead, name, &ACTIONS, "actions"),
+            );
+        }
+        Some(MessageSource::Actions(
+            actions
+                .get_ref()
+                .iter()
+                .map(|a| a.get_ref().clone())
+                .collect(),
+        ))
+    }
+
+    fn check_discriminator(&mut self, name: &Spanned<String>, allow_unknown: bool) {
+        let text = name.get_ref();
+        if allow_unknown || is_known_discriminator(text) {
+            return;
+        }
+        let lead = format!("unknown discriminator \"{text}\"");
+        self.error(
+            name.span(),
+            ScenarioErrorKind::UnknownDiscriminator,
+            unknown_word_message(&lead, text, &DISCRIMINATORS, "discriminators"),
+        );
+    }
+
+    fn read_body_file(
+        &mut self,
+        file: &Spanned<String>,
+        kind: Option<RawBodyKind>,
+    ) -> Option<MessageSource> {
+        let relative = Path::new(file.get_ref());
+        let path: PathBuf = match self.file.parent() {
+            Some(folder) => folder.join(relative),
+            None => relative.to_path_buf(),
+        };
+        match (self.read_body)(&path) {
+            Ok(bytes) => Some(MessageSource::Body {
+                path,
+                bytes: Bytes::from(bytes),
+                kind: match kind {
+                    None | Some(RawBodyKind::General) => WebhookKind::General,
+                    Some(RawBodyKind::Integration) => WebhookKind::Integration,
+                },
+            }),
+            Err(error) => {
+                self.invalid(
+                    file.span(),
+                    format!(
+                        "failed to read body_file {}: {error}; the path is relative to the \
+                         scenario file's folder",
+                        path.display()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_expect(&mut self, raw: Option<RawExpect>, scenario_severity: Severity) -> Expectation {
+        let raw = raw.unwrap_or(RawExpect {
+            outcome: None,
+            status: None,
+            max_latency: None,
+            allow_redirects: None,
+            severity: None,
+            latency_percentile: None,
+        });
+        let status = raw
+            .status
+            .as_ref()
+            .and_then(|status| self.check_status(status));
+        let outcome = self.check_outcome(raw.outcome, status.as_ref(), raw.status.as_ref());
+        let max_latency = match &raw.max_latency {
+            Some(text) => self.latency_limit(text, "max_latency"),
+            None => LatencyLimit::DeadlineShare(100.0),
+        };
+        let latency_percentile = raw
+            .latency_percentile
+            .as_ref()
+            .map(|raw| self.check_percentile(raw));
+        Expectation {
+            outcome,
+            status,
+            max_latency,
+            allow_redirects: raw.allow_redirects.unwrap_or(true),
+            severity: raw.severity.unwrap_or(scenario_severity),
+            latency_percentile,
+        }
+    }
+
+    fn check_status(&mut self, status: &Spanned<RawStatus>) -> Option<StatusSet> {
+        match status.get_ref() {
+            RawStatus::Codes(codes) => {
+                if codes.is_empty() {
+                    self.invalid(
+                        status.span(),
+                        "status is an empty list; give at least one code".to_string(),
+                    );
+                    return None;
+                }
+                let mut valid = Vec::new();
+                for code in codes {
+                    match u16::try_from(*code) {
+                        Ok(code) if (100..=599).contains(&code) => valid.push(code),
+                        _ => self.invalid(
+                            status.span(),
+                            format!("invalid status {code}; HTTP status codes run from 100 to 599"),
+                        ),
+                    }
+                }
+                Some(StatusSet::Codes(valid))
+            }
+            RawStatus::Class(text) => {
+                let bytes = text.as_bytes();
+                let valid = bytes.len() == 3
+                    && (b'1'..=b'5').contains(&bytes[0])
+                    && bytes[1..].eq_ignore_ascii_case(b"xx");
+                if !valid {
+                    self.invalid(
+                        status.span(),
+                        format!(
+                            "invalid status class \"{text}\"; write one of 1xx, 2xx, 3xx, 4xx, 5xx"
+                        ),
+                    );
+                    return None;
+                }
+                Some(StatusSet::Class(u16::from(bytes[0] - b'0')))
+            }
+        }
+    }
+
+    /// Takes the outcome as written, or infers it from the statuses, and
+    /// checks that the two agree.
+    fn check_outcome(
+        &mut self,
+        outcome: Option<ExpectedOutcome>,
+        status: Option<&StatusSet>,
+        status_raw: Option<&Spanned<RawStatus>>,
+    ) -> ExpectedOutcome {
+        let (Some(status), Some(status_raw)) = (status, status_raw) else {
+            return outcome.unwrap_or(ExpectedOutcome::Accepted);
+        };
+        let successes = match status {
+            StatusSet::Class(class) => vec![*class == 2],
+            StatusSet::Codes(codes) => codes.iter().map(|code| code / 100 == 2).collect(),
+        };
+        let all_success = successes.iter().all(|success| *success);
+        let no_success = successes.iter().all(|success| !*success);
+        let span = status_raw.span();
+
+        if !all_success && !no_success {
+            self.invalid(
+                span,
+                "status mixes 2xx and other codes; a step either expects acceptance or rejection, \
+                 so split it into two steps"
+                    .to_string(),
+            );
+            return outcome.unwrap_or(ExpectedOutcome::Accepted);
+        }
+        let implied = if all_success {
+            ExpectedOutcome::Accepted
+        } else {
+            ExpectedOutcome::Rejected
+        };
+        if let Some(outcome) = outcome
+            && outcome != implied
+        {
+            self.invalid(
+                span,
+                format!(
+                    "status {status} contradicts outcome = \"{}\"; Mews counts exactly the 2xx \
+                     codes as accepted",
+                    match outcome {
+                        ExpectedOutcome::Accepted => "accepted",
+                        ExpectedOutcome::Rejected => "rejected",
+                    }
+                ),
+            );
+        }
+        implied
+    }
+
+    fn check_percentile(&mut self, raw: &RawPercentile) -> PercentileLimit {
+        let percentile = *raw.percentile.get_ref();
+        if !(percentile > 0.0 && percentile <= 100.0) {
+            self.invalid(
+                raw.percentile.span(),
+                format!("invalid percentile {percentile}; use a number above 0 and up to 100, such as 95"),
+            );
+        }
+        PercentileLimit {
+            percentile,
+            max: self.latency_limit(&raw.max, "max"),
+        }
+    }
+
+    /// Parses a duration such as `2s`, or a share of the deadline such as
+    /// `50%`.
+    fn latency_limit(&mut self, text: &Spanned<String>, key: &str) -> LatencyLimit {
+        let value = text.get_ref().trim();
+        if let Some(number) = value.strip_suffix('%') {
+            return match number.trim().parse::<f64>() {
+                Ok(percent) if percent > 0.0 && percent <= 100.0 => {
+                    LatencyLimit::DeadlineShare(percent)
+                }
+                _ => {
+                    self.invalid(
+                        text.span(),
+                        format!(
+                            "invalid share of the deadline \"{value}\" for {key}; use a \
+                             percentage above 0 and up to 100, such as 50%"
+                        ),
+                    );
+                    LatencyLimit::DeadlineShare(100.0)
+                }
+            };
+        }
+        match humantime::parse_duration(value) {
+            Ok(duration) if duration > Duration::ZERO => LatencyLimit::Absolute(duration),
+            Ok(_) => {
+                self.invalid(
+                    text.span(),
+                    format!("{key} is zero; give a positive duration such as 250ms or 2s"),
+                );
+                LatencyLimit::DeadlineShare(100.0)
+            }
+            Err(error) => {
+                self.invalid(
+                    text.span(),
+                    format!(
+                        "invalid duration \"{value}\" for {key}: {error}; write a duration such \
+                         as 250ms, 2s or 1m30s, or a share of the deadline such as 50%"
+                    ),
+                );
+                LatencyLimit::DeadlineShare(100.0)
+            }
+        }
+    }
+
+    fn optional_uuid(&mut self, value: Option<&Spanned<String>>, key: &str) -> Option<Uuid> {
+        let value = value?;
+        match Uuid::parse_str(value.get_ref()) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.invalid(
+                    value.span(),
+                    format!(
+                        "invalid {key} \"{}\"; write a GUID such as \
+                         851df8c8-90f2-4c4a-8e01-a4fc46b25178",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads an optional integer that must lie in `min..=max`.
+    fn integer_in(
+        &mut self,
+        value: Option<&Spanned<i64>>,
+        key: &str,
+        min: usize,
+        max: usize,
+        default: usize,
+    ) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        let number = *value.get_ref();
+        match usize::try_from(number) {
+            Ok(number) if (min..=max).contains(&number) => number,
+            _ => {
+                self.invalid(
+                    value.span(),
+                    format!("invalid {key} {number}; use a number from {min} to {max}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Words an unknown discriminator or action: the nearest documented one,
+/// the full list, and how to send it on purpose.
+fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> String {
+    let tail = format!(
+        "known {noun} are {}. Set allow_unknown = true in this step to send an unknown one \
+         on purpose",
+        known.join(", ")
+    );
+    match suggest(word, known) {
+        Some(nearest) => format!("{lead}; did you mean \"{nearest}\"? The {tail}"),
+        None => format!("{lead}; the {tail}"),
+    }
+}
+
+/// Returns the maximum number of messages `source` can turn into at
+/// `batch_cap` events each.
+fn upper_bound_messages(source: &MessageSource, batch_cap: usize) -> usize {
+    match source {
+        MessageSource::Events(events) => events.len(),
+        MessageSource::Counts(counts) => {
+            let total: usize = counts.iter().map(|(_, n)| *n).sum();
+            total.min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
+        }
+        MessageSource::Realistic(total) => {
+            (*total).min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
+        }
+        MessageSource::Actions(actions) => actions.len(),
+        MessageSource::Body { .. } => 1,
+    }
+}

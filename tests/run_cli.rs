@@ -1,0 +1,325 @@
+//! `mewshook run` through the binary: exit codes, progress output, the
+//! JUnit and JSON reports, and the token kept out of all of them.
+//!
+//! Terminal output is compared with golden files after durations and
+//! ports are replaced; rewrite them with
+//! `MEWSHOOK_BLESS=1 cargo test --test run_cli`.
+
+mod fixtures;
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use fixtures::{Fault, Fixture};
+use support::{assert_golden, normalize_run_output};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+/// A token with every character that needs encoding in a query.
+const TOKEN: &str = "tok+en/with=&%chars qz7Xv";
+
+fn suite_folder() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/conformance")
+        .display()
+        .to_string()
+}
+
+async fn mewshook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MEWSHOOK_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("the mewshook binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that no spelling of the token, nor its secret part, is in
+/// `content`.
+fn assert_token_absent(name: &str, content: &str) {
+    let spellings = [
+        TOKEN.to_string(),
+        mewshook::secret::encode_query_value(TOKEN),
+        url::form_urlencoded::byte_serialize(TOKEN.as_bytes()).collect(),
+        "qz7Xv".to_string(),
+    ];
+    for spelling in spellings {
+        assert!(
+            !content.contains(&spelling),
+            "{name} contains {spelling:?}:\n{content}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn embedded_run_passes_and_writes_reports() {
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("conformance.xml");
+    let json_path = folder.path().join("conformance.json");
+    let output = mewshook(&[
+        "run",
+        "--token",
+        TOKEN,
+        "--report",
+        &format!("junit={}", junit_path.display()),
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.starts_with("PASS  "))
+            .count(),
+        16,
+        "{stdout}"
+    );
+    assert_golden("run-embedded.txt", &normalize_run_output(&stdout));
+
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    assert!(
+        junit.contains(r#"tests="16" skipped="0" failures="0" errors="0""#),
+        "{junit}"
+    );
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["schema"], "mewshook.run.v1");
+    assert_eq!(value["summary"]["passed"], 16);
+    assert_eq!(value["target"]["embedded_receiver"], true);
+
+    for (name, content) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &text(&output.stderr)),
+        ("junit", &junit),
+        ("json", &json),
+    ] {
+        assert_token_absent(name, content);
+    }
+}
+
+#[tokio::test]
+async fn failing_receiver_exits_one_with_fix() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::NoTokenCheck).await;
+    let folder = TempDir::new().unwrap();
+    let json_path = folder.path().join("report.json");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--filter",
+        "*-token",
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_golden("run-no-token-check.txt", &normalize_run_output(&stdout));
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    assert_token_absent("stdout", &stdout);
+    assert_token_absent("json", &json);
+    assert_token_absent("stderr", &text(&output.stderr));
+}
+
+#[tokio::test]
+async fn unknown_token_skips_token_checks() {
+    let fixture = Fixture::with_fault(None, Fault::None).await;
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--filter",
+        "token",
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.starts_with("SKIP  "))
+            .count(),
+        3,
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 checks in"), "{stdout}");
+    assert!(
+        stdout.contains("0 passed, 0 failed, 0 warned, 3 skipped"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn token_file_and_variable_reach_the_runner() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::None).await;
+    let folder = TempDir::new().unwrap();
+    let token_file = folder.path().join("token.txt");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let url = fixture.url().to_string();
+
+    let from_file = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        &url,
+        "--token-file",
+        &token_file.display().to_string(),
+        "--filter",
+        "token",
+    ])
+    .await;
+    assert_eq!(
+        from_file.status.code(),
+        Some(0),
+        "{}",
+        text(&from_file.stdout)
+    );
+    assert!(
+        text(&from_file.stdout).contains("3 passed"),
+        "{}",
+        text(&from_file.stdout)
+    );
+
+    let from_variable = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args(["run", &suite_folder(), "--url", &url, "--filter", "token"])
+        .env("MEWSHOOK_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(from_variable.status.code(), Some(0));
+    assert!(
+        text(&from_variable.stdout).contains("3 passed"),
+        "{}",
+        text(&from_variable.stdout)
+    );
+    assert_token_absent("stdout", &text(&from_variable.stdout));
+}
+
+#[tokio::test]
+async fn list_prints_name_severity_and_summary() {
+    let output = mewshook(&["run", "--list", &suite_folder()]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0));
+    assert_golden("run-list.txt", &stdout);
+}
+
+#[tokio::test]
+async fn filter_takes_substrings_and_globs() {
+    let substring = mewshook(&["run", "--list", &suite_folder(), "--filter", "token"]).await;
+    let names: Vec<String> = text(&substring.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["missing-token", "wrong-token", "token-reserved-characters"]
+    );
+
+    let glob = mewshook(&["run", "--list", &suite_folder(), "--filter", "*-token"]).await;
+    let names: Vec<String> = text(&glob.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["missing-token", "wrong-token"]);
+}
+
+#[tokio::test]
+async fn builtin_suite_runs_outside_a_checkout() {
+    let folder = TempDir::new().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args(["run", "--list"])
+        .current_dir(folder.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout).lines().count(), 16);
+    assert!(text(&output.stderr).contains("running the built-in conformance suite"));
+}
+
+#[tokio::test]
+async fn invalid_flags_exit_two() {
+    let folder = TempDir::new().unwrap();
+    let missing_folder = folder.path().join("nowhere/report.xml");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "--report", "html=report.html"],
+            "unknown report kind \"html\"",
+        ),
+        (&["run", "--report", "junit"], "write KIND=PATH"),
+        (
+            &["run", "--filter", "no-such-check"],
+            "no check matches --filter no-such-check",
+        ),
+        (&["run", "--timeout", "soon"], "invalid duration \"soon\""),
+    ];
+    for (args, expected) in cases {
+        let output = mewshook(args).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+
+    let report = format!("junit={}", missing_folder.display());
+    let output = mewshook(&["run", "--report", &report]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("does not exist"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing runs before the report folder is checked"
+    );
+}
+
+#[tokio::test]
+async fn unwritable_report_exits_three() {
+    // A folder where the report file should be cannot be written as a file.
+    let folder = TempDir::new().unwrap();
+    let report = format!("json={}", folder.path().display());
+    let output = mewshook(&["run", "--filter", "unknown-types", "--report", &report]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("failed to write report"), "{stderr}");
+    assert!(
+        text(&output.stdout).contains("1 passed"),
+        "the checks still ran and printed"
+    );
+}
+
+#[tokio::test]
+async fn help_documents_exit_codes() {
+    let output = mewshook(&["run", "--help"]).await;
+    let stdout = text(&output.stdout);
+    for line in [
+        "0  every check passed",
+        "1  a check failed",
+        "2  invalid input",
+        "3  runtime error",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
