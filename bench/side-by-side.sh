@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures `mewshook bench`, oha and wrk side by side against one nginx
-# that answers 204 on 127.0.0.1, with the same body, the same
+# that responds 204 on 127.0.0.1, with the same body, the same
 # concurrency and the same duration, and prints the ratios.
 #
 # nginx runs on CPU 0 and each load generator on the remaining CPUs, so

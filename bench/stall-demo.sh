@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shows what open loop sees and closed loop hides: the embedded reference
+# Shows what open loop measures and closed loop hides: the embedded reference
 # receiver stalls for 200 ms every 5 s, and the same run is measured in
 # closed loop and in open loop. The closed-loop p99 stays near the
 # receiver's normal latency; the open-loop (corrected) p99 shows the stall.

@@ -26,7 +26,7 @@ fn time_exchanges<C: Connection>(
         let start = Instant::now();
         for index in 0..iters {
             let exchange = connection.exchange(index as usize).await;
-            debug_assert_eq!(exchange, Exchange::Answered { status: 202 });
+            debug_assert_eq!(exchange, Exchange::Responded { status: 202 });
             black_box(exchange);
         }
         start.elapsed()
@@ -100,7 +100,7 @@ fn record_sample(c: &mut Criterion) {
         waited_for_connection: false,
         sent: now + Duration::from_micros(40),
         finished: now + Duration::from_micros(250),
-        exchange: Exchange::Answered { status: 202 },
+        exchange: Exchange::Responded { status: 202 },
     };
     c.bench_function("record_open_loop_sample", |b| {
         b.iter(|| recorder.record(0, black_box(&sample)));

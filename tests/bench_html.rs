@@ -1,6 +1,6 @@
 //! The HTML report opened in headless Chromium: the page's script runs
 //! without errors and draws both charts. Chromium is required; install it
-//! with `apt-get install -y chromium` (Debian) if the test says it is
+//! with `apt-get install -y chromium` (Debian) if the test reports it
 //! missing.
 
 use std::path::{Path, PathBuf};

@@ -66,7 +66,7 @@ async fn serve(router: Router) -> Url {
     Url::parse(&format!("http://{addr}/hooks")).unwrap()
 }
 
-/// A receiver that answers `status` after `delay`.
+/// Starts a receiver that responds with `status` after `delay`.
 async fn delayed_receiver(delay: Duration, status: StatusCode) -> Url {
     serve(Router::new().fallback(move || async move {
         tokio::time::sleep(delay).await;
@@ -86,7 +86,7 @@ fn ms(micros: u64) -> f64 {
 fn assert_every_request_accounted(report: &BenchReport) {
     let counts = &report.result.measurements.counts;
     assert_eq!(
-        counts.answered() + counts.timeouts() + counts.connection_errors_total(),
+        counts.responded() + counts.timeouts() + counts.connection_errors_total(),
         counts.requests,
         "{counts:?}"
     );
@@ -111,7 +111,8 @@ async fn fixed_delay_closed_loop_statistics() {
     assert!((19.9..500.0).contains(&p50), "p50 {p50} ms");
     // Four connections at 20 ms each cannot exceed 200 per second.
     let rate = report.achieved_rate();
-    assert!(rate > 0.0 && rate <= 205.0, "rate {rate}");
+    assert!(rate > 0.0, "rate {rate}");
+    assert!(rate <= 205.0, "rate {rate}");
     let timeline_requests: u64 = measured
         .timeline
         .points()
@@ -153,7 +154,7 @@ async fn fixed_delay_open_loop_statistics() {
     );
 }
 
-/// A raw TCP receiver that handles each connection with `respond`.
+/// Starts a raw TCP receiver that handles each connection with `respond`.
 async fn raw_receiver<F, Fut>(respond: F) -> Url
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
@@ -209,7 +210,7 @@ async fn resetting_receiver_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_answer_is_counted() {
+async fn garbage_response_is_counted() {
     let url = raw_receiver(|mut socket| async move {
         read_request(&mut socket).await;
         let _ = socket.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
@@ -268,7 +269,7 @@ async fn stalled_body_times_out_in_body_phase() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_answer_is_capped_and_counted() {
+async fn huge_response_is_capped_and_counted() {
     let body = Bytes::from(vec![b'x'; 4 * 1024 * 1024]);
     let url = serve(Router::new().fallback(move || {
         let body = body.clone();
@@ -299,7 +300,7 @@ async fn server_errors_count_as_errors() {
         assert_eq!(counts.status_counts(), vec![(503, 6)]);
         assert_eq!(counts.errors(), 6);
         assert_eq!(report.error_rate(), Some(1.0));
-        // An answer has a latency whatever its status.
+        // A response has a latency whatever its status.
         assert_eq!(report.result.measurements.service.len(), 6);
     }
 }
@@ -438,9 +439,9 @@ fn config_debug_hides_token() {
     assert!(debug.contains("<redacted>"), "{debug}");
 }
 
-/// A raw TCP receiver that answers every request on a connection with
-/// `answer`, then closes the connection if `close_after` is set.
-async fn scripted_receiver(answer: &'static [u8], close_after: bool) -> Url {
+/// Starts a raw TCP receiver that responds to every request on a
+/// connection with `response`, then closes the connection if `close_after` is set.
+async fn scripted_receiver(response: &'static [u8], close_after: bool) -> Url {
     raw_receiver(move |mut socket| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
@@ -448,7 +449,7 @@ async fn scripted_receiver(answer: &'static [u8], close_after: bool) -> Url {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
-            if socket.write_all(answer).await.is_err() {
+            if socket.write_all(response).await.is_err() {
                 return;
             }
             if close_after {
@@ -459,8 +460,8 @@ async fn scripted_receiver(answer: &'static [u8], close_after: bool) -> Url {
     .await
 }
 
-async fn raw_client_statuses(answer: &'static [u8], close_after: bool) -> BenchReport {
-    let url = scripted_receiver(answer, close_after).await;
+async fn raw_client_statuses(response: &'static [u8], close_after: bool) -> BenchReport {
+    let url = scripted_receiver(response, close_after).await;
     let mut config = hostile_config(url, Engine::Raw);
     config.plan.concurrency = 1;
     run(&config).await
@@ -468,7 +469,7 @@ async fn raw_client_statuses(answer: &'static [u8], close_after: bool) -> BenchR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_client_reads_every_framing() {
-    // Each answer is sent whole in one write; the raw client must find
+    // Each response is sent whole in one write; the raw client must find
     // its end, or the next request on the connection would read garbage.
     let keep_alive: [&'static [u8]; 4] = [
         b"HTTP/1.1 202 Accepted\r\ncontent-length: 5\r\n\r\nhello",
@@ -476,12 +477,12 @@ async fn raw_client_reads_every_framing() {
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
         b"HTTP/1.1 304 Not Modified\r\ncontent-length: 10\r\n\r\n",
     ];
-    for answer in keep_alive {
-        let report = raw_client_statuses(answer, false).await;
+    for response in keep_alive {
+        let report = raw_client_statuses(response, false).await;
         let counts = &report.result.measurements.counts;
-        let shown = String::from_utf8_lossy(answer);
+        let shown = String::from_utf8_lossy(response);
         assert_eq!(counts.requests, 6, "{shown}");
-        assert_eq!(counts.answered(), 6, "{shown}: {counts:?}");
+        assert_eq!(counts.responded(), 6, "{shown}: {counts:?}");
         assert_eq!(counts.connection_errors_total(), 0, "{shown}: {counts:?}");
     }
 }
@@ -492,15 +493,15 @@ async fn raw_client_handles_closing_receivers() {
         // HTTP/1.0 without a length: the body ends with the connection.
         b"HTTP/1.0 200 OK\r\n\r\nbody until close",
         b"HTTP/1.1 202 Accepted\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-        // Closed after the answer without saying so: the next request
+        // Closed after the response without saying so: the next request
         // must see the closed socket and reconnect, not fail.
         b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n",
     ];
-    for answer in closing {
-        let report = raw_client_statuses(answer, true).await;
+    for response in closing {
+        let report = raw_client_statuses(response, true).await;
         let counts = &report.result.measurements.counts;
-        let shown = String::from_utf8_lossy(answer);
-        assert_eq!(counts.answered(), 6, "{shown}: {counts:?}");
+        let shown = String::from_utf8_lossy(response);
+        assert_eq!(counts.responded(), 6, "{shown}: {counts:?}");
         assert_eq!(counts.connection_errors_total(), 0, "{shown}: {counts:?}");
     }
 }
@@ -512,10 +513,10 @@ async fn raw_client_rejects_broken_framing() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort",
     ];
-    for answer in broken {
-        let report = raw_client_statuses(answer, true).await;
+    for response in broken {
+        let report = raw_client_statuses(response, true).await;
         let counts = &report.result.measurements.counts;
-        let shown = String::from_utf8_lossy(answer);
+        let shown = String::from_utf8_lossy(response);
         assert_eq!(counts.requests, 6, "{shown}");
         assert_eq!(counts.connection_errors_total(), 6, "{shown}: {counts:?}");
         assert_every_request_accounted(&report);
@@ -524,8 +525,8 @@ async fn raw_client_rejects_broken_framing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_client_resends_after_idle_close() {
-    // Each connection answers one request, then closes on the next one
-    // without answering, as a receiver closing an idle connection does
+    // Each connection responds to one request, then closes on the next
+    // one without responding, as a receiver closing an idle connection does
     // when the close crosses the next request.
     let url = raw_receiver(|mut socket| async move {
         read_request(&mut socket).await;

@@ -47,7 +47,7 @@ async fn lag_and_lateness_of_sends() {
     assert_eq!(lag(schedule.intended(10), late), Duration::ZERO);
 }
 
-/// A receiver in virtual time: answers 202 after `service`, and holds
+/// A receiver in virtual time: responds 202 after `service`, and keeps
 /// every request that arrives in the last `stall` of each `period` until
 /// that period ends.
 #[derive(Clone)]
@@ -79,7 +79,7 @@ impl Connection for SimulatedConnection {
             tokio::time::sleep(Duration::from_nanos(left)).await;
         }
         tokio::time::sleep(receiver.service).await;
-        Exchange::Answered { status: 202 }
+        Exchange::Responded { status: 202 }
     }
 }
 
@@ -98,7 +98,7 @@ fn plan(mode: Mode, limit: Limit, concurrency: usize) -> LoadPlan {
     }
 }
 
-/// Runs `plan` against a receiver that answers in 2 ms and stalls for
+/// Runs `plan` against a receiver that responds in 2 ms and stalls for
 /// 200 ms at the end of every second.
 async fn run_against_stalls(plan: LoadPlan) -> LoadResult {
     let receiver = Simulated {

@@ -40,11 +40,11 @@ use url::Url;
 use crate::delivery::{self, ConnectionErrorKind, DeliveryConfig, Outcome, TimeoutPhase};
 use crate::secret::Redactor;
 
-/// How one request ended, as the statistics count it.
+/// The outcome of one request, as the statistics count it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exchange {
     /// A response arrived in time, with any status.
-    Answered {
+    Responded {
         /// The final status code.
         status: u16,
     },
@@ -120,7 +120,8 @@ pub enum TargetError {
     Client(String),
 }
 
-/// Where requests go: the resolved addresses and the request target.
+/// The destination of requests: the resolved addresses and the request
+/// target.
 #[derive(Debug, Clone)]
 pub(super) struct Endpoint {
     /// The addresses the host resolved to, tried in order.
@@ -194,9 +195,9 @@ impl Endpoint {
 /// forward only when it fires.
 ///
 /// Each request's deadline is its start plus the timeout, so deadlines
-/// only grow. The timer keeps an older, earlier deadline; when it fires,
-/// the request in flight is checked against its own deadline and the
-/// timer is moved to it. On a fast receiver that costs one timer update
+/// only grow. The timer keeps an older, earlier deadline. When it fires,
+/// the request in flight is checked against its own deadline, and the
+/// timer moves to that deadline. On a fast receiver that costs one timer update
 /// per timeout period instead of a new timer per request, which
 /// `tokio::time::timeout` would register and remove.
 pub(super) struct Deadline {
@@ -245,7 +246,8 @@ pub(super) fn failure(error: &(dyn StdError + 'static), redactor: &Redactor) -> 
     }
 }
 
-/// A failure that no Rust error describes, such as a malformed response.
+/// Builds an [`Exchange::Failed`] for a failure that no Rust error
+/// describes, such as a malformed response.
 pub(super) fn protocol_failure(detail: impl Into<String>) -> Exchange {
     Exchange::Failed {
         kind: ConnectionErrorKind::Other,
@@ -320,7 +322,8 @@ impl HyperTransport {
         })
     }
 
-    /// The addresses the host resolved to, tried in order.
+    /// Returns the addresses the host resolved to, in the order they are
+    /// tried.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.target.endpoint.addrs
     }
@@ -341,12 +344,13 @@ impl Transport for HyperTransport {
 /// hyper's HTTP/1.1 connection state machine for one socket.
 type Http1Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
-/// An open HTTP/1.1 connection. The worker's own task polls it while an
-/// exchange is under way (see [`drive`]), instead of a task of its own:
-/// that saves two task wake-ups per request, which is a large share of
-/// the client's cost on a fast receiver. Dropping it closes the socket,
-/// so a timed-out or broken exchange never leaves a half-read response
-/// behind for the next request.
+/// An open HTTP/1.1 connection.
+///
+/// The worker's own task polls it while an exchange is under way (see
+/// [`drive`]), instead of a task of its own. That saves two task wake-ups
+/// per request, a large share of the client's cost on a fast receiver.
+/// Dropping it closes the socket, so a timed-out or broken exchange never
+/// leaves a half-read response behind for the next request.
 struct OpenConnection {
     sender: SendRequest<Full<Bytes>>,
     connection: Pin<Box<Http1Connection>>,
@@ -372,8 +376,8 @@ async fn drive<F: Future>(
             if let Err(error) = result {
                 tracing::trace!(%error, "bench connection closed");
             }
-            // Ending the connection answers every request in flight with
-            // an error, so the future is ready now or will be woken.
+            // Ending the connection fails every request in flight, so the
+            // future is ready now or will be woken.
             return future.as_mut().poll(context);
         }
         Poll::Pending
@@ -409,14 +413,14 @@ impl Connection for HyperConnection {
 }
 
 impl HyperConnection {
-    /// The part of an exchange that the deadline bounds.
+    /// Runs the part of an exchange that the deadline bounds.
     async fn exchange_within(&mut self, body: usize, phase: &mut TimeoutPhase) -> Exchange {
         let target = self.target.clone();
         let mut request = Some(self.build_request(body));
 
-        // A connection the receiver closed while it sat idle hands the
-        // request back unsent; such a request goes out once more on a new
-        // connection instead of counting as a failure, as a pool would.
+        // A connection that the receiver closed while it sat idle hands the
+        // request back unsent. Such a request goes out once more on a new
+        // connection instead of counting as a failure, as a pool would do.
         let mut fresh_tries = 0;
         let response = loop {
             if let Err(failed) = self.ensure_open().await {
@@ -472,7 +476,7 @@ impl HyperConnection {
         } else if let Some(open) = self.open.as_mut() {
             open.idle_since = Instant::now();
         }
-        Exchange::Answered { status }
+        Exchange::Responded { status }
     }
 
     fn build_request(&self, body: usize) -> Request<Full<Bytes>> {
@@ -614,7 +618,7 @@ impl Transport for DeliveryTransport {
     type Connection = DeliveryConnection;
 
     // The shared pool's connections are driven by tasks of the runtime
-    // that opened them; a worker on another runtime that outlives it
+    // that opened them, so a worker on another runtime that outlives it
     // would find them gone.
     fn shares_runtime(&self) -> bool {
         true
@@ -640,7 +644,7 @@ impl Connection for DeliveryConnection {
         match attempt.outcome {
             Outcome::Delivered { status }
             | Outcome::Rejected { status }
-            | Outcome::RedirectNotFollowed { status, .. } => Exchange::Answered { status },
+            | Outcome::RedirectNotFollowed { status, .. } => Exchange::Responded { status },
             Outcome::TimedOut { phase } => Exchange::TimedOut { phase },
             Outcome::ConnectionFailed { kind, detail } => Exchange::Failed { kind, detail },
         }

@@ -6,7 +6,7 @@
 //! summary table is plain HTML and reads without the script.
 //!
 //! The script marks its progress on `<body>` so a headless browser can
-//! check it: `data-charts` holds the number of charts drawn, and any
+//! check it: `data-charts` is the number of charts drawn, and any
 //! script error sets `data-errors` and is listed in `#script-errors`.
 
 use std::fmt::Write as _;
@@ -50,7 +50,7 @@ fn title(report: &BenchReport) -> String {
     )
 }
 
-/// The figures as an HTML table.
+/// Renders the figures as HTML tables.
 fn summary_table(report: &BenchReport) -> String {
     let settings = &report.settings;
     let measurements = &report.result.measurements;
@@ -67,7 +67,7 @@ fn summary_table(report: &BenchReport) -> String {
         (
             "Requests".to_string(),
             format!(
-                "{} counted, {} answered 2xx, {} errors",
+                "{} counted, {} with a 2xx response, {} errors",
                 counts.requests,
                 counts.succeeded,
                 counts.errors()
@@ -87,9 +87,9 @@ fn summary_table(report: &BenchReport) -> String {
         (
             "Deadline breaches".to_string(),
             format!(
-                "{} ({} answers later than {} ms, {} timeouts)",
+                "{} ({} responses later than {} ms, {} timeouts)",
                 counts.breaches(),
-                counts.late_answers,
+                counts.late_responses,
                 settings.deadline_ms,
                 counts.timeouts()
             ),
@@ -164,7 +164,7 @@ fn latency_table(report: &BenchReport) -> String {
     html
 }
 
-/// The points of a percentile curve: `[x, ms]` where `x` is the number
+/// Returns the points of a percentile curve: `[x, ms]` where `x` is the number
 /// of nines, `-log10(1 - q)`, so that 90% is 1 and 99.9% is 3. The curve
 /// stops at `1 - 1/count`: with 4000 values, nothing above 99.975% is
 /// measured, so drawing further would only repeat the maximum.
@@ -475,7 +475,8 @@ mod tests {
         let curve = percentile_curve(&histogram);
         assert!(curve.len() > 10, "{}", curve.len());
         let last = curve.last().unwrap();
-        assert!(last[0] > 3.9 && last[0] <= 6.0, "{last:?}");
+        assert!(last[0] > 3.9, "{last:?}");
+        assert!(last[0] <= 6.0, "{last:?}");
         assert!(curve.windows(2).all(|pair| pair[1][1] >= pair[0][1]));
     }
 }

@@ -45,7 +45,7 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
 pub struct BenchDocument<'a> {
     /// Always [`BENCH_SCHEMA`].
     pub schema: &'static str,
-    /// How the run was set up.
+    /// The settings of the run.
     pub settings: &'a BenchSettings,
     /// When the load started, RFC 3339 in UTC.
     pub started_at: String,
@@ -57,9 +57,9 @@ pub struct BenchDocument<'a> {
     pub requests: RequestsSection,
     /// Achieved and target rate.
     pub rate: RateSection,
-    /// Answers the Mews deadline would have rejected.
+    /// Responses the Mews deadline would have rejected.
     pub deadline_breaches: BreachesSection,
-    /// Answers per status code.
+    /// Responses per status code.
     pub statuses: BTreeMap<String, u64>,
     /// Timeouts per phase.
     pub timeouts: TimeoutsSection,
@@ -82,9 +82,9 @@ pub struct BenchDocument<'a> {
 pub struct RequestsSection {
     /// Requests counted (warmup excluded).
     pub counted: u64,
-    /// Of those, answered with a 2xx status.
+    /// Of those, with a 2xx response.
     pub succeeded: u64,
-    /// Of those, without a 2xx answer: other statuses, timeouts and
+    /// Of those, without a 2xx response: other statuses, timeouts and
     /// connection errors.
     pub errors: u64,
     /// `errors / counted`, from 0 to 1; null when nothing was counted.
@@ -105,10 +105,10 @@ pub struct RateSection {
 /// Deadline breaches.
 #[derive(Debug, Serialize)]
 pub struct BreachesSection {
-    /// `late_answers + timeouts`.
+    /// `late_responses + timeouts`.
     pub total: u64,
-    /// Answers that took longer than the deadline.
-    pub late_answers: u64,
+    /// Responses that took longer than the deadline.
+    pub late_responses: u64,
     /// Requests given up at `--timeout`.
     pub timeouts: u64,
     /// The deadline, in milliseconds.
@@ -141,9 +141,9 @@ pub struct LatencySection {
     /// `corrected` in open loop, `service` in closed loop: the latency
     /// thresholds and the time series use.
     pub headline: &'static str,
-    /// From the moment each request left to its answer.
+    /// From the moment each request left to its response.
     pub service: LatencySummary,
-    /// From each request's intended send time to its answer; null in
+    /// From each request's intended send time to its response; null in
     /// closed loop.
     pub corrected: Option<LatencySummary>,
 }
@@ -238,7 +238,7 @@ pub struct TimelineEntry {
     pub length_ms: f64,
     /// Requests that finished in the bucket.
     pub requests: u64,
-    /// Of those, without a 2xx answer.
+    /// Of those, without a 2xx response.
     pub errors: u64,
     /// `requests` per second.
     pub rate: f64,
@@ -266,7 +266,7 @@ impl TimelineEntry {
     }
 }
 
-/// The name of a connection error kind in the document.
+/// Returns the name of a connection error kind in the document.
 pub fn kind_name(kind: ConnectionErrorKind) -> &'static str {
     match kind {
         ConnectionErrorKind::Refused => "refused",
@@ -320,7 +320,7 @@ impl<'a> BenchDocument<'a> {
             },
             deadline_breaches: BreachesSection {
                 total: counts.breaches(),
-                late_answers: counts.late_answers,
+                late_responses: counts.late_responses,
                 timeouts: counts.timeouts(),
                 deadline_ms: report.settings.deadline_ms,
             },

@@ -37,7 +37,7 @@ use super::client::{Connection, Transport};
 use super::schedule::{Pacer, Schedule, count_due_before};
 use super::stats::{Collector, Live, Measurements, RecordRules, Recorder, Sample};
 
-/// How requests are paced.
+/// The pacing of requests.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     /// Each worker sends as soon as its last request ended.
@@ -58,7 +58,7 @@ pub enum Limit {
     Requests(u64),
 }
 
-/// How the open-loop pacer waits for the next request to fall due.
+/// The way the open-loop pacer waits for the next request to fall due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
     /// A thread of its own, sleeping with the operating system's timer:
@@ -80,9 +80,9 @@ pub struct LoadPlan {
     pub warmup: Duration,
     /// Workers, each with one connection and one request in flight.
     pub concurrency: usize,
-    /// How samples are judged.
+    /// The rules samples are judged by.
     pub rules: RecordRules,
-    /// How the open-loop pacer waits.
+    /// The way the open-loop pacer waits.
     pub pacing: Pacing,
     /// Threads the workers are spread over, each with its own
     /// single-threaded runtime; 0 runs them on the calling runtime, which
@@ -113,12 +113,12 @@ impl Control {
         self.stop.send_replace(true);
     }
 
-    /// Whether [`stop`](Self::stop) was called.
+    /// Returns whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
         *self.stop.borrow()
     }
 
-    /// A receiver of the live view, updated once a second.
+    /// Returns a receiver of the live view, updated once a second.
     pub fn subscribe(&self) -> watch::Receiver<Live> {
         self.live.subscribe()
     }
@@ -130,7 +130,7 @@ impl Default for Control {
     }
 }
 
-/// What the workers measured, and over which window.
+/// The measurements of a run and the window they cover.
 #[derive(Debug, Clone)]
 pub struct LoadResult {
     /// The histograms, counters and time series.
@@ -175,7 +175,7 @@ impl Shared {
     }
 }
 
-/// Where the open-loop schedule stands.
+/// The open-loop schedule and its limits.
 #[derive(Debug, Clone, Copy)]
 struct OpenPlan {
     schedule: Schedule,
@@ -294,7 +294,7 @@ pub async fn drive<T: Transport>(
     done_tx.send_replace(true);
 
     // The window lasts at least as long as the run was planned to, so a
-    // fast receiver whose last answer came a moment after the last send
+    // fast receiver whose last response came a moment after the last send
     // does not shrink it below the schedule.
     let planned_end = match (open, shared.end) {
         _ if control.is_stopped() => None,
@@ -329,9 +329,9 @@ pub async fn drive<T: Transport>(
     }
 }
 
-/// The measurement window: from its start to the end of the last counted
-/// request or the planned end, whichever is later; zero when nothing was
-/// counted.
+/// Returns the measurement window: from its start to the end of the last
+/// counted request or the planned end, whichever is later. It is zero when
+/// nothing was counted.
 fn finish_window(shared: &Shared, planned_end: Option<Instant>) -> Duration {
     let last = shared.last_finish.load(Ordering::Relaxed);
     if last == 0 {
@@ -383,8 +383,8 @@ impl<T: Transport> WorkerSpawner<T> {
     /// single-threaded runtime, and waits for them all.
     ///
     /// A single-threaded runtime has no work stealing and no hand-off
-    /// between threads, which on a fast receiver saves a measurable share
-    /// of the client's CPU time per request; a thread per CPU still uses
+    /// between threads, so on a fast receiver it saves a measurable share
+    /// of the client's CPU time per request. A thread per CPU still uses
     /// every CPU.
     async fn run_on_threads(self, threads: usize, concurrency: usize) {
         let spawner = Arc::new(self);
@@ -424,7 +424,7 @@ impl<T: Transport> WorkerSpawner<T> {
     }
 }
 
-/// A closed-loop worker: send, wait for the outcome, send again.
+/// Runs a closed-loop worker: send, wait for the outcome, send again.
 async fn closed_worker<C: Connection>(
     worker: usize,
     mut connection: C,
@@ -473,8 +473,8 @@ fn take_budget(shared: &Shared) -> bool {
     }
 }
 
-/// An open-loop worker: take the next released request, send it at once,
-/// and measure from the time it was due.
+/// Runs an open-loop worker: take the next released request, send it at
+/// once, and measure from the time it was due.
 async fn open_worker<C: Connection>(
     worker: usize,
     mut connection: C,
@@ -534,7 +534,7 @@ async fn open_worker<C: Connection>(
     }
 }
 
-/// What the pacer needs.
+/// The pacer's inputs.
 #[derive(Clone)]
 struct PacerJob {
     pacer: Pacer,
@@ -557,8 +557,8 @@ impl PacerJob {
     /// released.
     fn release(&mut self, elapsed: Duration) -> bool {
         let fresh = self.pacer.release(elapsed);
-        // A receiver that never answers lets permits pile up; past
-        // tokio's limit the surplus cannot be sent before the run ends
+        // A receiver that never responds lets permits pile up. Past
+        // tokio's limit the surplus could not be sent before the run ends
         // anyway, and it is counted as unsent.
         let room = Semaphore::MAX_PERMITS.saturating_sub(self.permits.available_permits());
         let fresh = usize::try_from(fresh).unwrap_or(usize::MAX).min(room);
@@ -583,7 +583,7 @@ impl PacerJob {
     }
 }
 
-/// The longest the pacer sleeps before it checks for a stop.
+/// The maximum time the pacer sleeps before it checks for a stop.
 const PACER_POLL: Duration = Duration::from_millis(20);
 
 /// A running pacer.
@@ -680,7 +680,7 @@ async fn pace_on_timer(mut job: PacerJob) {
     job.finish();
 }
 
-/// The collector task: publishes the live view during the warmup, then
+/// Runs the collector: publishes the live view during the warmup, then
 /// drains the recorder once a second until the workers are done.
 async fn collect(
     shared: Arc<Shared>,

@@ -15,7 +15,7 @@
 //! - [`report`], [`json`], [`html`]: the terminal summary, the JSON
 //!   document and the self-contained HTML page;
 //! - [`stall`]: a receiver wrapper that stalls on a fixed period, to show
-//!   what open loop sees and closed loop hides.
+//!   what open loop measures and closed loop hides.
 //!
 //! [`run`] ties them together.
 
@@ -48,7 +48,7 @@ use report::{BenchReport, BenchSettings};
 use stall::StallPlan;
 use thresholds::Threshold;
 
-/// The Mews deadline: an answer later than this is retried by Mews, so the
+/// The Mews deadline: a response later than this is retried by Mews, so the
 /// benchmark counts it as a deadline breach whatever `--timeout` is.
 pub const MEWS_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -107,15 +107,15 @@ pub struct BenchConfig {
     pub embedded_receiver: bool,
     /// The stall the embedded receiver was started with, for the report.
     pub stall: Option<StallPlan>,
-    /// Which client sends.
+    /// The client that sends.
     pub engine: Engine,
     /// Pacing, limits and rules.
     pub plan: LoadPlan,
     /// The deadline, idle timeout and response cap of every request.
     pub delivery: DeliveryConfig,
-    /// What bodies to send.
+    /// The source of the bodies.
     pub source: BodySource,
-    /// Where a fixed body came from, for the report.
+    /// The path of a fixed body, for the report.
     pub body_file: Option<String>,
     /// Distinct bodies to generate.
     pub pool_size: usize,
@@ -149,7 +149,7 @@ impl std::fmt::Debug for BenchConfig {
     }
 }
 
-/// Why a run could not start or finish. A failing receiver is not an
+/// A reason a run could not start or finish. A failing receiver is not an
 /// error: its failures are counted in the report.
 #[derive(Debug, Error)]
 pub enum BenchError {

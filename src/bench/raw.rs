@@ -5,9 +5,9 @@
 //! buffer, before the run. An exchange is then one `write` of those bytes
 //! and as many `read`s as the response needs, parsed with `httparse` (the
 //! parser hyper uses) into a status and a body length. There is no
-//! channel, task or header map between the worker and the socket, which
-//! makes the client's own cost per request a fraction of hyper's; on a
-//! fast receiver that cost decides the achievable rate.
+//! channel, task or header map between the worker and the socket, so the
+//! client's own cost per request is a fraction of hyper's. On a fast
+//! receiver that cost decides the achievable rate.
 //!
 //! Responses are framed as RFC 9112 section 6 says: no body after 1xx, 204
 //! and 304; `Transfer-Encoding` ending in `chunked` is decoded; another
@@ -42,10 +42,11 @@ use crate::secret::Redactor;
 /// The largest response head (status line and headers) accepted, in bytes.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// The most response headers accepted; hyper's default is 100 as well.
+/// The maximum number of response headers accepted, the same as hyper's
+/// default.
 const MAX_HEADERS: usize = 100;
 
-/// How much room each read asks for.
+/// The free buffer space reserved before each read, in bytes.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The part of the target every connection shares.
@@ -82,8 +83,9 @@ impl RawTransport {
             cause: cause.to_string(),
         };
         // Anything outside visible ASCII could end the request line or a
-        // header early; the url crate percent-encodes such bytes, so this
-        // only guards against a Content-Type with a line break.
+        // header early. The url crate percent-encodes such bytes in URLs,
+        // so in practice this guards against a Content-Type with a line
+        // break.
         let visible = |text: &str| text.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
         if !visible(&endpoint.path_and_query) || !visible(&endpoint.authority) {
             return Err(invalid(
@@ -180,7 +182,7 @@ impl Connection for RawConnection {
     }
 }
 
-/// How the body of a response ends.
+/// The way the body of a response ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
     /// No body.
@@ -193,7 +195,7 @@ enum Framing {
     UntilClose,
 }
 
-/// What the response head says.
+/// The parts of a response head that framing and reuse depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Head {
     status: u16,
@@ -202,7 +204,7 @@ struct Head {
     close: bool,
 }
 
-/// One exchange on `socket`, opened or reused as needed.
+/// Runs one exchange on `socket`, opened or reused as needed.
 async fn exchange_on(
     target: &RawTarget,
     socket: &mut Option<Socket>,
@@ -244,7 +246,7 @@ async fn exchange_on(
     } else {
         *socket = None;
     }
-    Exchange::Answered {
+    Exchange::Responded {
         status: head.status,
     }
 }
@@ -310,7 +312,7 @@ async fn send_request(
     }
 }
 
-/// Whether an idle connection can carry another request: not idle too
+/// Checks whether an idle connection can carry another request: not idle too
 /// long, and nothing (end of stream, reset, stray bytes) waiting to be
 /// read.
 async fn reusable(socket: &mut Socket, idle_timeout: Duration) -> bool {

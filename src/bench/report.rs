@@ -136,13 +136,13 @@ fn ms(duration: std::time::Duration) -> f64 {
 /// A finished run.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
-    /// How it was run.
+    /// The settings.
     pub settings: BenchSettings,
     /// When the load started, in UTC.
     pub started_at: DateTime<Utc>,
-    /// What was measured.
+    /// The measurements.
     pub result: LoadResult,
-    /// How each `--fail-if` threshold came out, in the order given.
+    /// The outcome of each `--fail-if` threshold, in the order given.
     pub thresholds: Vec<ThresholdOutcome>,
 }
 
@@ -169,12 +169,12 @@ impl BenchReport {
         report
     }
 
-    /// Whether the run was open loop.
+    /// Returns whether the run was open loop.
     pub fn open_loop(&self) -> bool {
         self.settings.target_rate.is_some()
     }
 
-    /// The latency the report leads with: corrected in open loop, service
+    /// Returns the latency the report leads with: corrected in open loop, service
     /// in closed loop.
     pub fn headline(&self) -> &Histogram<u64> {
         let measurements = &self.result.measurements;
@@ -194,7 +194,8 @@ impl BenchReport {
         self.result.measurements.counts.requests as f64 / seconds
     }
 
-    /// The share of counted requests without a 2xx answer, from 0 to 1.
+    /// Returns the share of counted requests without a 2xx response, from
+    /// 0 to 1.
     pub fn error_rate(&self) -> Option<f64> {
         let counts = &self.result.measurements.counts;
         (counts.requests > 0).then(|| counts.errors() as f64 / counts.requests as f64)
@@ -206,7 +207,7 @@ impl BenchReport {
         self.result.measurements.counts.requests + self.result.unsent
     }
 
-    /// The figures thresholds are evaluated on.
+    /// Returns the figures thresholds are evaluated on.
     pub fn figures(&self) -> Figures<'_> {
         let counts = &self.result.measurements.counts;
         Figures {
@@ -221,7 +222,7 @@ impl BenchReport {
         }
     }
 
-    /// Whether any threshold was crossed.
+    /// Returns whether any threshold was crossed.
     pub fn thresholds_crossed(&self) -> bool {
         self.thresholds.iter().any(|outcome| outcome.crossed)
     }
@@ -295,7 +296,7 @@ impl BenchReport {
         let error_percent = self.error_rate().unwrap_or(0.0) * 100.0;
         let _ = writeln!(
             text,
-            "requests    {} counted, {} answered 2xx, {} errors ({error_percent:.3}%); {} warmup requests not counted",
+            "requests    {} counted, {} with a 2xx response, {} errors ({error_percent:.3}%); {} warmup requests not counted",
             counts.requests,
             counts.succeeded,
             counts.errors(),
@@ -313,10 +314,10 @@ impl BenchReport {
         );
         let _ = writeln!(
             text,
-            "deadline    {} breaches of the {} Mews deadline: {} answers later than it, {} timeouts",
+            "deadline    {} breaches of the {} Mews deadline: {} responses later than it, {} timeouts",
             counts.breaches(),
             format_ms_short(self.settings.deadline_ms),
-            counts.late_answers,
+            counts.late_responses,
             counts.timeouts()
         );
         let statuses: Vec<String> = counts
@@ -336,7 +337,7 @@ impl BenchReport {
         if measurements.service.is_empty() {
             let _ = writeln!(
                 text,
-                "latency     none recorded: no request got an answer\n"
+                "latency     none recorded: no request got a response\n"
             );
             return;
         }

@@ -1,9 +1,9 @@
 //! A receiver that stalls on a fixed period, for showing what open and
 //! closed loop see of a pause.
 //!
-//! The reference receiver's router is wrapped in a middleware: the last
-//! `length` of every `every` period is a stall, and a request arriving
-//! during a stall is held until it ends, as a process paused for garbage
+//! The reference receiver's router is wrapped in a middleware. The last
+//! `length` of every `every` period is a stall. A request arriving during
+//! a stall is held until the stall ends, as a process paused for garbage
 //! collection or a blocked event loop would hold it. A closed-loop run
 //! sends only `concurrency` requests into each stall, so the stall hides
 //! in the far tail; an open-loop run keeps sending, and every request due
@@ -44,7 +44,7 @@ impl StallPlan {
         }
         if length >= every {
             return Err(format!(
-                "--stall-for {} must be shorter than --stall-every {}, or the receiver never answers",
+                "--stall-for {} must be shorter than --stall-every {}, or the receiver never responds",
                 humantime::format_duration(length),
                 humantime::format_duration(every)
             ));
@@ -128,7 +128,7 @@ impl StallingReceiver {
         })
     }
 
-    /// The URL to send to.
+    /// Returns the URL to send to.
     pub fn url(&self) -> url::Url {
         url::Url::parse(&format!("http://{}/", self.addr))
             .expect("a socket address always forms a valid URL")

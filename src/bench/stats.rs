@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use super::client::Exchange;
 use crate::delivery::{ConnectionErrorKind, TimeoutPhase};
 
-/// The largest latency a histogram tells apart, in microseconds: one hour.
+/// The maximum latency a histogram records, in microseconds: one hour.
+/// A longer value is recorded as one hour.
 pub const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
 
 /// Significant decimal digits kept by every histogram.
@@ -58,11 +59,11 @@ pub struct Sample {
     pub sent: Instant,
     /// When the exchange ended.
     pub finished: Instant,
-    /// How it ended.
+    /// The outcome.
     pub exchange: Exchange,
 }
 
-/// The index of each [`ConnectionErrorKind`] in the counters.
+/// Returns the index of a [`ConnectionErrorKind`] in the counters.
 fn kind_index(kind: ConnectionErrorKind) -> usize {
     match kind {
         ConnectionErrorKind::Refused => 0,
@@ -87,9 +88,9 @@ pub const CONNECTION_ERROR_KINDS: [ConnectionErrorKind; 5] = [
 pub struct Counts {
     /// Requests counted (warmup excluded).
     pub requests: u64,
-    /// Answers per status code, indexed by the code; codes up to 999.
+    /// Responses per status code, indexed by the code; codes up to 999.
     pub statuses: Vec<u64>,
-    /// Answers with a 2xx status.
+    /// Responses with a 2xx status.
     pub succeeded: u64,
     /// Timeouts before the response headers (connecting included).
     pub timeouts_headers: u64,
@@ -97,8 +98,8 @@ pub struct Counts {
     pub timeouts_body: u64,
     /// Connection errors, in [`CONNECTION_ERROR_KINDS`] order.
     pub connection_errors: [u64; 5],
-    /// Answers that came later than the Mews deadline.
-    pub late_answers: u64,
+    /// Responses that came later than the Mews deadline.
+    pub late_responses: u64,
     /// Sends that left later than the tolerance after their intended time.
     pub late_sends: u64,
     /// Of `late_sends`, those that fell due while every worker was busy.
@@ -114,7 +115,7 @@ impl Default for Counts {
             timeouts_headers: 0,
             timeouts_body: 0,
             connection_errors: [0; 5],
-            late_answers: 0,
+            late_responses: 0,
             late_sends: 0,
             late_sends_busy: 0,
         }
@@ -132,7 +133,7 @@ impl std::fmt::Debug for Counts {
             .field("timeouts_headers", &self.timeouts_headers)
             .field("timeouts_body", &self.timeouts_body)
             .field("connection_errors", &self.connection_errors)
-            .field("late_answers", &self.late_answers)
+            .field("late_responses", &self.late_responses)
             .field("late_sends", &self.late_sends)
             .field("late_sends_busy", &self.late_sends_busy)
             .finish()
@@ -140,38 +141,39 @@ impl std::fmt::Debug for Counts {
 }
 
 impl Counts {
-    /// Requests that did not end in a 2xx answer.
+    /// Returns the requests that did not end in a 2xx response.
     pub fn errors(&self) -> u64 {
         self.requests - self.succeeded
     }
 
-    /// Timeouts of either phase.
+    /// Returns the timeouts of either phase.
     pub fn timeouts(&self) -> u64 {
         self.timeouts_headers + self.timeouts_body
     }
 
-    /// Requests that got any answer.
-    pub fn answered(&self) -> u64 {
+    /// Returns the requests that got any response.
+    pub fn responded(&self) -> u64 {
         self.statuses.iter().sum()
     }
 
-    /// Connection errors of every kind.
+    /// Returns the connection errors of every kind.
     pub fn connection_errors_total(&self) -> u64 {
         self.connection_errors.iter().sum()
     }
 
-    /// The count of one connection error kind.
+    /// Returns the count of one connection error kind.
     pub fn connection_errors_of(&self, kind: ConnectionErrorKind) -> u64 {
         self.connection_errors[kind_index(kind)]
     }
 
-    /// Answers later than the deadline plus timeouts: the requests Mews
-    /// would have retried for being slow.
+    /// Returns the responses later than the deadline plus the timeouts:
+    /// the requests Mews would have retried for being slow.
     pub fn breaches(&self) -> u64 {
-        self.late_answers + self.timeouts()
+        self.late_responses + self.timeouts()
     }
 
-    /// The statuses that occurred, with their counts, in code order.
+    /// Returns the statuses that occurred, with their counts, in code
+    /// order.
     pub fn status_counts(&self) -> Vec<(u16, u64)> {
         self.statuses
             .iter()
@@ -196,7 +198,7 @@ impl Counts {
         {
             *mine += theirs;
         }
-        self.late_answers += other.late_answers;
+        self.late_responses += other.late_responses;
         self.late_sends += other.late_sends;
         self.late_sends_busy += other.late_sends_busy;
     }
@@ -230,7 +232,7 @@ fn note_example(examples: &mut Vec<ErrorExample>, kind: ConnectionErrorKind, det
     }
 }
 
-/// What one shard has recorded since the collector last drained it.
+/// The records of one shard since the collector last drained it.
 struct Interval {
     service: Histogram<u64>,
     corrected: Histogram<u64>,
@@ -254,7 +256,7 @@ impl Interval {
 /// The rules a [`Recorder`] applies to each sample.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordRules {
-    /// Answers slower than this count as deadline breaches; Mews allows
+    /// Responses slower than this count as deadline breaches; Mews allows
     /// 5 s.
     pub deadline: Duration,
     /// A send later than this after its intended time counts as late.
@@ -278,7 +280,8 @@ impl Recorder {
         }
     }
 
-    /// The number of shards; worker `i` records into shard `i % shards`.
+    /// Returns the number of shards. Worker `i` records into shard
+    /// `i % shards`.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -293,7 +296,7 @@ impl Recorder {
 
     /// Records one measured request.
     ///
-    /// Latency covers every request that got an answer, whatever its
+    /// Latency covers every request that got a response, whatever its
     /// status, and every timeout at the moment it was given up. A
     /// connection error has no latency worth comparing, so it is only
     /// counted.
@@ -311,14 +314,14 @@ impl Recorder {
         let counts = &mut interval.counts;
         counts.requests += 1;
         match &sample.exchange {
-            Exchange::Answered { status } => {
+            Exchange::Responded { status } => {
                 let index = usize::from(*status).min(counts.statuses.len() - 1);
                 counts.statuses[index] += 1;
                 if crate::delivery::response_is_success(*status) {
                     counts.succeeded += 1;
                 }
                 if service > self.rules.deadline {
-                    counts.late_answers += 1;
+                    counts.late_responses += 1;
                 }
             }
             Exchange::TimedOut {
@@ -368,7 +371,7 @@ pub struct TimelinePoint {
     pub length: Duration,
     /// Requests that finished in the bucket.
     pub requests: u64,
-    /// Of those, the ones that did not get a 2xx answer.
+    /// Of those, the ones that did not get a 2xx response.
     pub errors: u64,
     /// The median headline latency in the bucket, in microseconds.
     pub p50_micros: Option<u64>,
@@ -430,12 +433,12 @@ impl Timeline {
         }
     }
 
-    /// The current bucket length.
+    /// Returns the current bucket length.
     pub fn bucket(&self) -> Duration {
         self.bucket
     }
 
-    /// The points, oldest first.
+    /// Returns the points, oldest first.
     pub fn points(&self) -> &[TimelinePoint] {
         &self.points
     }
@@ -481,9 +484,9 @@ impl Default for Timeline {
 /// Everything measured in a run.
 #[derive(Debug, Clone)]
 pub struct Measurements {
-    /// Service latency: from the moment a request left to its answer.
+    /// Service latency: from the moment a request left to its response.
     pub service: Histogram<u64>,
-    /// Corrected latency: from the intended send time to the answer
+    /// Corrected latency: from the intended send time to the response
     /// (open loop only, empty otherwise).
     pub corrected: Histogram<u64>,
     /// Schedule lag: from the intended send time to the moment the request
@@ -511,7 +514,7 @@ pub struct Live {
     pub rate: f64,
     /// The headline 99th percentile so far.
     pub p99: Option<Duration>,
-    /// Requests so far that did not get a 2xx answer.
+    /// Requests so far that did not get a 2xx response.
     pub errors: u64,
 }
 
@@ -548,7 +551,7 @@ impl Collector {
 
     /// Moves everything recorded since the last drain into the totals and
     /// the open bucket. `elapsed` is the time since the start of
-    /// measurement; the bucket is closed into a point once it is as long
+    /// measurement. The bucket is closed into a point once it is as long
     /// as the series' bucket length.
     pub fn drain(&mut self, recorder: &Recorder, elapsed: Duration) {
         self.tick_requests = 0;
@@ -588,7 +591,7 @@ impl Collector {
         }
     }
 
-    /// Closes the open bucket at `elapsed`, if it holds any time.
+    /// Closes the open bucket at `elapsed`, unless it is empty of time.
     pub fn close_bucket(&mut self, elapsed: Duration) {
         let length = elapsed.saturating_sub(self.bucket_start);
         if length.is_zero() {
@@ -613,7 +616,7 @@ impl Collector {
 
     /// Closes the last bucket of a run at `elapsed`. A remainder shorter
     /// than half a bucket is joined to the previous point, because a rate
-    /// over a sliver of time (the last few answers after the final tick)
+    /// over a sliver of time (the last few responses after the final tick)
     /// would show as a spike that never happened.
     pub fn close_last_bucket(&mut self, elapsed: Duration) {
         let length = elapsed.saturating_sub(self.bucket_start);
@@ -627,7 +630,7 @@ impl Collector {
         self.totals.timeline.join_last(before);
     }
 
-    /// The live view after the last drain.
+    /// Returns the live view after the last drain.
     pub fn live(&self, elapsed: Duration, tick: Duration) -> Live {
         let headline = self.headline();
         let seconds = tick.as_secs_f64();
@@ -654,7 +657,7 @@ impl Collector {
         }
     }
 
-    /// The totals so far.
+    /// Returns the totals so far.
     pub fn totals(&self) -> &Measurements {
         &self.totals
     }
@@ -691,9 +694,9 @@ mod tests {
         let recorder = Recorder::new(2, rules());
         let now = Instant::now();
         let outcomes = [
-            Exchange::Answered { status: 202 },
-            Exchange::Answered { status: 500 },
-            Exchange::Answered { status: 202 },
+            Exchange::Responded { status: 202 },
+            Exchange::Responded { status: 500 },
+            Exchange::Responded { status: 202 },
             Exchange::TimedOut {
                 phase: TimeoutPhase::Headers,
             },
@@ -720,7 +723,7 @@ mod tests {
         assert_eq!(counts.timeouts(), 2);
         assert_eq!(counts.connection_errors_of(ConnectionErrorKind::Reset), 1);
         assert_eq!(
-            counts.answered() + counts.timeouts() + counts.connection_errors_total(),
+            counts.responded() + counts.timeouts() + counts.connection_errors_total(),
             counts.requests
         );
         // The connection error has no latency; the other five do.
@@ -729,14 +732,14 @@ mod tests {
     }
 
     #[test]
-    fn slow_answer_is_a_breach() {
+    fn slow_response_is_a_breach() {
         let recorder = Recorder::new(1, rules());
         let now = Instant::now();
-        recorder.record(0, &sample(now, 5001, Exchange::Answered { status: 200 }));
-        recorder.record(0, &sample(now, 5000, Exchange::Answered { status: 200 }));
+        recorder.record(0, &sample(now, 5001, Exchange::Responded { status: 200 }));
+        recorder.record(0, &sample(now, 5000, Exchange::Responded { status: 200 }));
         let mut collector = Collector::new(false);
         collector.drain(&recorder, Duration::from_secs(1));
-        assert_eq!(collector.totals().counts.late_answers, 1);
+        assert_eq!(collector.totals().counts.late_responses, 1);
         assert_eq!(collector.totals().counts.breaches(), 1);
     }
 
@@ -749,7 +752,7 @@ mod tests {
             waited_for_connection: false,
             sent: intended + Duration::from_millis(1),
             finished: intended + Duration::from_millis(11),
-            exchange: Exchange::Answered { status: 204 },
+            exchange: Exchange::Responded { status: 204 },
         };
         let late_busy = Sample {
             waited_for_connection: true,
@@ -805,7 +808,7 @@ mod tests {
         let recorder = Recorder::new(1, rules());
         let mut collector = Collector::new(false);
         let now = Instant::now();
-        recorder.record(0, &sample(now, 3, Exchange::Answered { status: 200 }));
+        recorder.record(0, &sample(now, 3, Exchange::Responded { status: 200 }));
         collector.drain(&recorder, Duration::from_millis(400));
         assert!(collector.totals().timeline.points().is_empty());
         collector.drain(&recorder, Duration::from_millis(1000));

@@ -7,8 +7,8 @@
 //! | --- | --- | --- |
 //! | `p50`, `p99.9`, any `pN` with 0 < N ≤ 100 | duration: `250us`, `200ms`, `1.5s`, `2m` | that percentile of the headline latency |
 //! | `max`, `mean` | duration | the largest or mean headline latency |
-//! | `errors` | `N%` of counted requests, or a count `N` | requests without a 2xx answer |
-//! | `breaches` | `N%` or `N` | answers later than the Mews deadline, plus timeouts |
+//! | `errors` | `N%` of counted requests, or a count `N` | requests without a 2xx response |
+//! | `breaches` | `N%` or `N` | responses later than the Mews deadline, plus timeouts |
 //! | `late` | `N%` or `N` | open loop only: late sends plus sends that never went out |
 //! | `rate` | requests per second, `N` or `N/s` | the achieved rate |
 //!
@@ -24,7 +24,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// What a threshold looks at.
+/// The figure a threshold compares.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Metric {
     /// A percentile of the headline latency, from 0 (excluded) to 100.
@@ -33,9 +33,9 @@ pub enum Metric {
     Max,
     /// The mean headline latency.
     Mean,
-    /// Requests without a 2xx answer.
+    /// Requests without a 2xx response.
     Errors,
-    /// Deadline breaches: late answers plus timeouts.
+    /// Deadline breaches: late responses plus timeouts.
     Breaches,
     /// Late and unsent sends (open loop only).
     Late,
@@ -95,17 +95,17 @@ const VALID_FORMS: &str = "write METRIC OP VALUE, for example p99>200ms, p99.9>1
      OP is >, >=, < or <=";
 
 impl Threshold {
-    /// The expression as given, trimmed.
+    /// Returns the expression as given, trimmed.
     pub fn text(&self) -> &str {
         &self.text
     }
 
-    /// The metric compared.
+    /// Returns the metric compared.
     pub fn metric(&self) -> Metric {
         self.metric
     }
 
-    /// Whether the threshold needs an open-loop run.
+    /// Returns whether the threshold needs an open-loop run.
     pub fn needs_open_loop(&self) -> bool {
         self.metric == Metric::Late
     }
@@ -123,7 +123,7 @@ impl Threshold {
         }
     }
 
-    /// The bound as a number in the unit [`observe`](Self::observe) uses:
+    /// Returns the bound as a number in the unit [`observe`](Self::observe) uses:
     /// microseconds, percent, count or requests per second.
     fn limit(&self) -> f64 {
         match self.bound {
@@ -134,7 +134,7 @@ impl Threshold {
         }
     }
 
-    /// The observed value and how to show it, or `None` when the run has
+    /// Returns the observed value and how to show it, or `None` when the run has
     /// nothing to compare.
     fn observe(&self, figures: &Figures<'_>) -> Option<(f64, String)> {
         let latency = |value: u64| Some((value as f64, format_micros(value as f64)));
@@ -155,7 +155,8 @@ impl Threshold {
         }
     }
 
-    /// A count compared as a count or as a percentage of `total`.
+    /// Returns a count as a count or as a percentage of `total`, as the
+    /// bound asks.
     fn share(&self, count: u64, total: u64) -> Option<(f64, String)> {
         match self.bound {
             Bound::Percent(_) if total == 0 => None,
@@ -332,9 +333,9 @@ pub struct Figures<'a> {
     pub latency: Option<&'a Histogram<u64>>,
     /// Counted requests.
     pub requests: u64,
-    /// Requests without a 2xx answer.
+    /// Requests without a 2xx response.
     pub errors: u64,
-    /// Late answers plus timeouts.
+    /// Late responses plus timeouts.
     pub breaches: u64,
     /// Late sends plus unsent ones (open loop).
     pub late: u64,
@@ -346,7 +347,7 @@ pub struct Figures<'a> {
     pub open_loop: bool,
 }
 
-/// How one threshold came out.
+/// The outcome of one threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThresholdOutcome {
     /// The expression as given.

@@ -127,7 +127,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "EXPR", value_parser = parse_threshold)]
     fail_if: Vec<Threshold>,
 
-    /// Demonstration: make the embedded receiver hold every answer for this
+    /// Demonstration: make the embedded receiver hold every response for this
     /// long once per --stall-every.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "stall_every", conflicts_with = "url")]
     stall_for: Option<Duration>,
@@ -160,7 +160,8 @@ enum ClientArg {
     Delivery,
 }
 
-/// The CPUs this process may run on, which `taskset` narrows.
+/// Returns the number of CPUs this process may run on, which `taskset`
+/// narrows.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |count| count.get())
 }
@@ -225,7 +226,8 @@ async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
     }
     let mut config = bench_config(&args, token.clone(), stall)?;
 
-    // With no URL, the reference receiver stands in for the integrator's.
+    // With no URL, the reference receiver takes the place of the
+    // integrator's.
     let receiver = match &args.url {
         Some(_) => Embedded::None,
         None => start_embedded(&config, stall).await?,
@@ -438,8 +440,8 @@ async fn start_embedded(
     }
 }
 
-/// The live line is for a person watching: it stays off when the output
-/// goes to a file or a CI log.
+/// Decides whether to show the live line. It is for a person watching,
+/// so it stays off when the output goes to a file or a CI log.
 fn show_progress() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("CI").is_none()
 }
