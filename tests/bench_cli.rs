@@ -165,6 +165,8 @@ fn json_report_has_documented_fields() {
     assert_eq!(settings["mode"], "open");
     assert_eq!(settings["target_rate"], 300.0);
     assert_eq!(settings["embedded_receiver"], true);
+    assert_eq!(settings["client"], "raw");
+    assert!(settings["threads"].as_u64().unwrap() >= 1, "{settings}");
     assert!(
         settings["target"]
             .as_str()

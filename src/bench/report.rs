@@ -54,8 +54,11 @@ pub struct BenchSettings {
     pub embedded_receiver: bool,
     /// The stall the embedded receiver was started with, if any.
     pub receiver_stall: Option<StallPlan>,
-    /// `hyper` or `delivery`.
+    /// `raw`, `hyper` or `delivery`.
     pub client: &'static str,
+    /// Load-generator threads, each with its own runtime; 0 when the
+    /// workers ran on the main runtime (the delivery client).
+    pub threads: usize,
     /// `closed` or `open`.
     pub mode: &'static str,
     /// The open-loop rate, per second.
@@ -106,6 +109,10 @@ impl BenchSettings {
             embedded_receiver: config.embedded_receiver,
             receiver_stall: config.stall,
             client: engine.name(),
+            threads: match engine {
+                Engine::Delivery => 0,
+                _ => plan.threads.min(plan.concurrency),
+            },
             mode,
             target_rate,
             concurrency: plan.concurrency,
@@ -279,9 +286,15 @@ impl BenchReport {
         };
         let _ = writeln!(
             text,
-            "load        {what}; {} bodies of {:.0} bytes on average, seed {}; client {}",
-            body.pool_bodies, body.mean_body_bytes, body.seed, settings.client
+            "load        {what}; {} bodies of {:.0} bytes on average, seed {}",
+            body.pool_bodies, body.mean_body_bytes, body.seed
         );
+        let threads = match settings.threads {
+            0 => "the main runtime".to_string(),
+            1 => "1 thread".to_string(),
+            count => format!("{count} threads"),
+        };
+        let _ = writeln!(text, "client      {} on {threads}", settings.client);
         if self.result.interrupted {
             let _ = writeln!(
                 text,
