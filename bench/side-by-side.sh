@@ -72,7 +72,8 @@ cleanup() {
     fi
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # A General Webhook body with $EVENTS events, the same bytes for all tools.
 {

@@ -17,7 +17,7 @@ use mewshook::bench::stall::StallPlan;
 use mewshook::bench::stats::RecordRules;
 use mewshook::bench::{BenchConfig, BenchError, Engine, MEWS_DEADLINE};
 use mewshook::delivery::{ConnectionErrorKind, DeliveryConfig};
-use mewshook::receiver::ReceiverConfig;
+use mewshook::receiver::{ReceiverConfig, RunningReceiver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
@@ -94,8 +94,22 @@ fn assert_every_request_accounted(report: &BenchReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_delay_closed_loop_statistics() {
-    let url = delayed_receiver(Duration::from_millis(20), StatusCode::ACCEPTED).await;
-    let report = run(&config(url, Mode::Closed, Limit::Requests(80), 4)).await;
+    // The reference receiver, validating every body, with a fixed delay.
+    let receiver = RunningReceiver::start(ReceiverConfig {
+        delay: Duration::from_millis(20),
+        keep_requests: false,
+        ..ReceiverConfig::default()
+    })
+    .await
+    .unwrap();
+    let report = run(&config(
+        receiver.url(),
+        Mode::Closed,
+        Limit::Requests(80),
+        4,
+    ))
+    .await;
+    receiver.stop().await;
     let measured = &report.result.measurements;
 
     assert_eq!(measured.counts.requests, 80);

@@ -46,8 +46,10 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// default.
 const MAX_HEADERS: usize = 100;
 
-/// The free buffer space reserved before each read, in bytes.
-const READ_CHUNK: usize = 16 * 1024;
+/// The free buffer space reserved before each read, in bytes. Small,
+/// because every connection keeps its buffer and a webhook response is
+/// small; a large body is read in several steps.
+const READ_CHUNK: usize = 4 * 1024;
 
 /// The part of the target every connection shares.
 #[derive(Debug)]
