@@ -593,15 +593,20 @@ impl Collector {
 
     /// Closes the open bucket at `elapsed`, unless it is empty of time.
     pub fn close_bucket(&mut self, elapsed: Duration) {
-        let length = elapsed.saturating_sub(self.bucket_start);
-        if length.is_zero() {
+        if elapsed.saturating_sub(self.bucket_start).is_zero() {
             return;
         }
+        self.push_bucket(elapsed);
+    }
+
+    /// Turns the open bucket into a point ending at `elapsed` and opens the
+    /// next one.
+    fn push_bucket(&mut self, elapsed: Duration) {
         let histogram = &self.bucket_headline;
         let has_values = !histogram.is_empty();
         let point = TimelinePoint {
             start: self.bucket_start,
-            length,
+            length: elapsed.saturating_sub(self.bucket_start),
             requests: self.bucket_counts.requests,
             errors: self.bucket_counts.errors(),
             p50_micros: has_values.then(|| histogram.value_at_quantile(0.5)),
@@ -609,7 +614,7 @@ impl Collector {
             max_micros: has_values.then(|| histogram.max()),
         };
         self.totals.timeline.push(point);
-        self.bucket_start = elapsed;
+        self.bucket_start = self.bucket_start.max(elapsed);
         self.bucket_headline.reset();
         self.bucket_counts = Counts::default();
     }
@@ -617,17 +622,19 @@ impl Collector {
     /// Closes the last bucket of a run at `elapsed`. A remainder shorter
     /// than half a bucket is joined to the previous point, because a rate
     /// over a sliver of time (the last few responses after the final tick)
-    /// would show as a spike that never happened.
+    /// would show as a spike that never happened. Requests recorded just
+    /// after the last tick are kept even when no time is left to give them.
     pub fn close_last_bucket(&mut self, elapsed: Duration) {
         let length = elapsed.saturating_sub(self.bucket_start);
-        let short = length < self.totals.timeline.bucket() / 2;
-        if !short || self.totals.timeline.points().is_empty() {
-            self.close_bucket(elapsed);
+        if length.is_zero() && self.bucket_counts.requests == 0 {
             return;
         }
+        let short = length < self.totals.timeline.bucket() / 2;
         let before = self.totals.timeline.points().len();
-        self.close_bucket(elapsed);
-        self.totals.timeline.join_last(before);
+        self.push_bucket(elapsed);
+        if short && before > 0 {
+            self.totals.timeline.join_last(before);
+        }
     }
 
     /// Returns the live view after the last drain.
@@ -801,6 +808,25 @@ mod tests {
         assert_eq!(points[2].start, Duration::from_secs(4));
         let total: u64 = points.iter().map(|point| point.requests).sum();
         assert_eq!(total, 50);
+    }
+
+    #[test]
+    fn late_records_stay_in_timeline() {
+        let recorder = Recorder::new(1, rules());
+        let mut collector = Collector::new(false);
+        let now = Instant::now();
+        recorder.record(0, &sample(now, 3, Exchange::Responded { status: 200 }));
+        collector.drain(&recorder, Duration::from_secs(1));
+        // Recorded after the last tick, though the run's window ends at it.
+        recorder.record(0, &sample(now, 3, Exchange::Responded { status: 200 }));
+        collector.drain(&recorder, Duration::from_secs(1));
+        collector.close_last_bucket(Duration::from_secs(1));
+
+        let points = collector.totals().timeline.points();
+        let total: u64 = points.iter().map(|point| point.requests).sum();
+        assert_eq!(total, 2);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].length, Duration::from_secs(1));
     }
 
     #[test]
