@@ -284,11 +284,14 @@ impl BenchReport {
             (_, _, Some(file)) => format!("the body of {file}"),
             _ => "fixed body".to_string(),
         };
-        let _ = writeln!(
-            text,
-            "load        {what}; {} bodies of {:.0} bytes on average, seed {}",
-            body.pool_bodies, body.mean_body_bytes, body.seed
-        );
+        let pool = match body.pool_bodies {
+            1 => format!("1 body of {:.0} bytes", body.mean_body_bytes),
+            count => format!(
+                "{count} bodies of {:.0} bytes on average",
+                body.mean_body_bytes
+            ),
+        };
+        let _ = writeln!(text, "load        {what}; {pool}, seed {}", body.seed);
         let threads = match settings.threads {
             0 => "the main runtime".to_string(),
             1 => "1 thread".to_string(),

@@ -73,7 +73,7 @@ pub struct BenchArgs {
     seed: Option<u64>,
 
     /// Connections, each with one request in flight; in open loop, the
-    /// most requests in flight at once.
+    /// maximum number of requests in flight.
     #[arg(short, long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
 
@@ -109,8 +109,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "2ms", value_parser = parse_duration, requires = "rate")]
     late_after: Duration,
 
-    /// HTTP client: raw (a minimal HTTP/1.1 client) for http:// and the
-    /// send path (reqwest, follows 307/308) for https://, or one of them.
+    /// HTTP client that sends the requests.
     #[arg(long, value_enum, default_value = "auto")]
     client: ClientArg,
 
@@ -151,8 +150,7 @@ enum KindArg {
 enum ClientArg {
     /// raw for http://, the send path for https://.
     Auto,
-    /// A minimal HTTP/1.1 client: one write and one read per request;
-    /// http:// only.
+    /// A minimal HTTP/1.1 client, one write per request; http:// only.
     Raw,
     /// hyper 1, one HTTP/1.1 connection per worker; http:// only.
     Hyper,
