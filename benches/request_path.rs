@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mewshook::bench::bodies::{BodyPool, BodySource, EventsPerMessage};
-use mewshook::bench::client::{Connection, DeliveryTransport, Exchange, HyperTransport, Transport};
+use mewshook::bench::client::{Connection, DeliveryTransport, Exchange, Transport};
+use mewshook::bench::hyper_client::HyperTransport;
 use mewshook::bench::raw::RawTransport;
 use mewshook::bench::stats::{RecordRules, Recorder, Sample};
 use mewshook::delivery::DeliveryConfig;

@@ -17,12 +17,10 @@
 //!   correction for coordinated omission). The service latency, from the
 //!   real send time, is kept beside it.
 //!
-//! The pacer runs on its own thread and sleeps with the operating
-//! system's timer, which on Linux overshoots by tens of microseconds.
-//! tokio's timer has a resolution of 1 ms, which would add up to about
-//! 1 ms of lag to every open-loop request and swamp the latency of a fast
-//! receiver. [`Pacing::Timer`] uses tokio's timer anyway, so that tests
-//! can run the schedule on tokio's paused clock.
+//! The pacer sleeps on a thread of its own with the operating system's
+//! timer, whose lag is tens of microseconds where tokio's 1 ms timer would
+//! add up to a millisecond to every request ([`Pacing`]). The workers run
+//! on `threads` threads, each with a single-threaded tokio runtime.
 //!
 //! Warmup requests are sent like the others but never recorded.
 
@@ -34,6 +32,7 @@ use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 
 use super::client::{Connection, Transport};
+use super::pacer::{PacerJob, start_pacer};
 use super::schedule::{Pacer, Schedule, count_due_before};
 use super::stats::{Collector, Live, Measurements, RecordRules, Recorder, Sample};
 
@@ -185,8 +184,26 @@ struct OpenPlan {
     end_index: u64,
 }
 
-/// Runs the load against `transport`, sending bodies `0..pool_len` in
-/// turn, and returns what was measured.
+/// Lays out the open-loop schedule of `plan`, starting at `origin`; `None`
+/// in closed loop.
+fn open_plan(plan: &LoadPlan, origin: Instant) -> Option<OpenPlan> {
+    let Mode::Open { rate } = plan.mode else {
+        return None;
+    };
+    let warmup_indices = count_due_before(plan.warmup, rate);
+    let measured = match plan.limit {
+        Limit::Duration(duration) => count_due_before(duration, rate),
+        Limit::Requests(count) => count,
+    };
+    Some(OpenPlan {
+        schedule: Schedule::new(origin, rate),
+        warmup_indices,
+        end_index: warmup_indices.saturating_add(measured),
+    })
+}
+
+/// Runs the load against `transport`, request `i` sending body `i` of the
+/// pool, and returns what was measured.
 pub async fn drive<T: Transport>(
     plan: &LoadPlan,
     transport: Arc<T>,
@@ -196,30 +213,16 @@ pub async fn drive<T: Transport>(
     let concurrency = plan.concurrency.max(1);
     // Two shards per thread keep workers of different threads apart, so
     // a lock is only ever taken by one thread at a time.
-    let threads = plan.threads.max(
+    let shard_threads = plan.threads.max(
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2),
     );
-    let shards = concurrency.min(threads * 2);
+    let shards = concurrency.min(shard_threads * 2);
 
     // The open-loop schedule fixes the start of measurement at the
     // intended time of the first measured request.
-    let open = match plan.mode {
-        Mode::Open { rate } => {
-            let warmup_indices = count_due_before(plan.warmup, rate);
-            let measured = match plan.limit {
-                Limit::Duration(duration) => count_due_before(duration, rate),
-                Limit::Requests(count) => count,
-            };
-            Some(OpenPlan {
-                schedule: Schedule::new(origin, rate),
-                warmup_indices,
-                end_index: warmup_indices.saturating_add(measured),
-            })
-        }
-        Mode::Closed => None,
-    };
+    let open = open_plan(plan, origin);
     let measure_start = match &open {
         Some(open) => open.schedule.intended(open.warmup_indices),
         None => origin + plan.warmup,
@@ -532,152 +535,6 @@ async fn open_worker<C: Connection>(
         shared.recorder.record(worker, &sample);
         shared.note_finish(finished);
     }
-}
-
-/// The pacer's inputs.
-#[derive(Clone)]
-struct PacerJob {
-    pacer: Pacer,
-    origin: Instant,
-    /// The end of the window, for a duration-limited run.
-    end: Option<Instant>,
-    concurrency: usize,
-    permits: Arc<Semaphore>,
-    stop: Arc<watch::Sender<bool>>,
-    /// Set once the workers are done, so the pacer quits too.
-    halt: Arc<AtomicBool>,
-}
-
-impl PacerJob {
-    fn halted(&self) -> bool {
-        *self.stop.borrow() || self.halt.load(Ordering::Relaxed)
-    }
-
-    /// Releases what fell due by `elapsed`; true when everything is
-    /// released.
-    fn release(&mut self, elapsed: Duration) -> bool {
-        let fresh = self.pacer.release(elapsed);
-        // A receiver that never responds lets permits pile up. Past
-        // tokio's limit the surplus could not be sent before the run ends
-        // anyway, and it is counted as unsent.
-        let room = Semaphore::MAX_PERMITS.saturating_sub(self.permits.available_permits());
-        let fresh = usize::try_from(fresh).unwrap_or(usize::MAX).min(room);
-        if fresh > 0 {
-            self.permits.add_permits(fresh);
-        }
-        self.pacer.next_due().is_none()
-    }
-
-    /// Ends the release: a duration-limited run closes the permits at the
-    /// end of the window, so that requests still waiting then stay
-    /// unsent. A count-limited run adds one spare permit per worker
-    /// instead, so every worker wakes, finds the schedule spent, and
-    /// stops.
-    fn finish(&self) {
-        match self.end {
-            Some(_) => self.permits.close(),
-            None => self
-                .permits
-                .add_permits(self.concurrency.min(Semaphore::MAX_PERMITS)),
-        }
-    }
-}
-
-/// The maximum time the pacer sleeps before it checks for a stop.
-const PACER_POLL: Duration = Duration::from_millis(20);
-
-/// A running pacer.
-enum PacerHandle {
-    Thread(std::thread::JoinHandle<()>),
-    Task(tokio::task::JoinHandle<()>),
-}
-
-impl PacerHandle {
-    async fn join(self) {
-        match self {
-            PacerHandle::Thread(thread) => {
-                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-                if !matches!(joined, Ok(Ok(()))) {
-                    tracing::error!("the bench pacer thread failed");
-                }
-            }
-            PacerHandle::Task(task) => {
-                if let Err(error) = task.await {
-                    tracing::error!(%error, "the bench pacer task failed");
-                }
-            }
-        }
-    }
-}
-
-fn start_pacer(job: PacerJob, pacing: Pacing) -> PacerHandle {
-    match pacing {
-        Pacing::Thread => {
-            let fallback = job.clone();
-            let spawned = std::thread::Builder::new()
-                .name("mewshook-pacer".to_string())
-                .spawn(move || pace_on_thread(job));
-            match spawned {
-                Ok(thread) => PacerHandle::Thread(thread),
-                Err(error) => {
-                    tracing::warn!(%error, "failed to start the pacer thread; using tokio's timer");
-                    PacerHandle::Task(tokio::spawn(pace_on_timer(fallback)))
-                }
-            }
-        }
-        Pacing::Timer => PacerHandle::Task(tokio::spawn(pace_on_timer(job))),
-    }
-}
-
-fn pace_on_thread(mut job: PacerJob) {
-    let origin = job.origin.into_std();
-    loop {
-        if job.halted() {
-            job.permits.close();
-            return;
-        }
-        if job.release(origin.elapsed()) {
-            break;
-        }
-        if let Some(next) = job.pacer.next_due() {
-            let wait = next.saturating_sub(origin.elapsed()).min(PACER_POLL);
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-    if let Some(end) = job.end {
-        let end = end.into_std();
-        while !job.halted() && std::time::Instant::now() < end {
-            std::thread::sleep(
-                end.saturating_duration_since(std::time::Instant::now())
-                    .min(PACER_POLL),
-            );
-        }
-    }
-    job.finish();
-}
-
-async fn pace_on_timer(mut job: PacerJob) {
-    loop {
-        if job.halted() {
-            job.permits.close();
-            return;
-        }
-        if job.release(job.origin.elapsed()) {
-            break;
-        }
-        if let Some(next) = job.pacer.next_due() {
-            let wake = (job.origin + next).min(Instant::now() + PACER_POLL);
-            tokio::time::sleep_until(wake).await;
-        }
-    }
-    if let Some(end) = job.end {
-        while !job.halted() && Instant::now() < end {
-            tokio::time::sleep_until(end.min(Instant::now() + PACER_POLL)).await;
-        }
-    }
-    job.finish();
 }
 
 /// Runs the collector: publishes the live view during the warmup, then

@@ -5,9 +5,10 @@
 //!
 //! - [`bodies`]: the pool of General or Integration bodies, generated
 //!   before the load starts;
-//! - [`client`] and [`raw`]: the HTTP clients, one connection per
-//!   worker;
-//! - [`load`]: the workers in closed or open loop, and the collector;
+//! - [`client`], [`raw`] and [`hyper_client`]: the HTTP clients, one
+//!   connection per worker;
+//! - [`load`]: the workers in closed or open loop, and the collector; a
+//!   private `pacer` releases open-loop requests as they fall due;
 //! - [`schedule`]: the open-loop arithmetic of intended send times and
 //!   lag;
 //! - [`stats`]: HDR histograms, counters and the bounded time series;
@@ -22,8 +23,10 @@
 pub mod bodies;
 pub mod client;
 pub mod html;
+pub mod hyper_client;
 pub mod json;
 pub mod load;
+mod pacer;
 pub mod raw;
 pub mod report;
 pub mod schedule;
@@ -40,7 +43,8 @@ use url::Url;
 use crate::delivery::{DeliveryConfig, url_with_token};
 use crate::secret::Redactor;
 use bodies::{BodyPool, BodySource};
-use client::{DeliveryTransport, HyperTransport, TargetError};
+use client::{DeliveryTransport, TargetError};
+use hyper_client::HyperTransport;
 use load::{Control, LoadPlan};
 use raw::RawTransport;
 
@@ -60,7 +64,8 @@ pub enum Engine {
     Auto,
     /// The minimal HTTP/1.1 client of [`raw`], `http://` only.
     Raw,
-    /// hyper 1, one HTTP/1.1 connection per worker, `http://` only.
+    /// hyper 1 from [`hyper_client`], one HTTP/1.1 connection per worker,
+    /// `http://` only.
     Hyper,
     /// The `send` path: reqwest, 307/308 followed, TLS.
     Delivery,
