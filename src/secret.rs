@@ -3,10 +3,10 @@
 //! The token travels in the query string, so any URL, error message or
 //! response excerpt may carry it, raw or in one of many encodings: a
 //! receiver may echo it percent-encoded with upper- or lower-case hex, form
-//! encoded, or escaped inside JSON. [`Redactor`] replaces every spelling
-//! it knows with a placeholder before text leaves the process, and
-//! [`Redactor::redact_url`] also hides the values of token parameters and
-//! URL passwords whatever they contain.
+//! encoded, or escaped inside JSON or HTML by one of the common encoders.
+//! [`Redactor`] replaces every spelling it knows with a placeholder before
+//! text leaves the process, and [`Redactor::redact_url`] also hides the
+//! values of token parameters and URL passwords whatever they contain.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -134,8 +134,9 @@ impl Redactor {
 
     /// Returns `text` redacted as a URL: the password, the values of token
     /// parameters and any query value that decodes to a secret are
-    /// replaced, then the rest as by [`redact`](Self::redact). Text that
-    /// does not parse as a URL is only redacted as text.
+    /// replaced, then the path, query and fragment as by
+    /// [`redact`](Self::redact). The scheme, user name, host and port are
+    /// kept. Text that does not parse as a URL is only redacted as text.
     pub fn redact_url(&self, text: &str) -> String {
         let Ok(mut url) = url::Url::parse(text) else {
             return self.redact(text);
@@ -151,19 +152,22 @@ impl Redactor {
             let _ = url.set_password(Some("MEWSHOOKREDACTEDPASSWORD"));
         }
 
-        let mut output = url.to_string();
+        // The scheme, host and port are left out of the text pass: a short
+        // secret such as "1" would otherwise replace part of 127.0.0.1.
+        let mut output = url[..url::Position::BeforePath].to_string();
         if has_password {
             output = output.replace("MEWSHOOKREDACTEDPASSWORD", PLACEHOLDER);
         }
+        output.push_str(&self.redact(&url[url::Position::BeforePath..]));
         if let Some(query) = query {
             output.push('?');
-            output.push_str(&query);
+            output.push_str(&self.redact(&query));
         }
         if let Some(fragment) = fragment {
             output.push('#');
-            output.push_str(&fragment);
+            output.push_str(&self.redact(&fragment));
         }
-        self.redact(&output)
+        output
     }
 
     fn redact_query(&self, query: &str) -> String {
@@ -206,13 +210,33 @@ fn spellings(secret: &str) -> Vec<String> {
         spellings.push(spelling);
     }
 
-    // Inside a JSON string: serde_json's escapes, and the ASCII-only form
-    // that escapes every non-ASCII character as \uXXXX.
-    let json = serde_json::to_string(secret).unwrap_or_default();
-    let json = json.trim_matches('"').to_string();
-    spellings.push(ascii_json(&json));
-    spellings.push(json.replace('/', "\\/"));
-    spellings.push(json);
+    // Inside a JSON string, as encoders write it: optionally with `/`
+    // escaped (PHP), with `<`, `>`, `&` escaped (Go) or with those and
+    // `'`, `"`, `+` and `` ` `` escaped (.NET), with non-ASCII characters
+    // escaped (Python, PHP, .NET), in lower- or upper-case hex.
+    for escape_slash in [false, true] {
+        for escaped in ["", "<>&", "<>&'\"+`"] {
+            for escape_non_ascii in [false, true] {
+                for upper_hex in [false, true] {
+                    let style = JsonStyle {
+                        escape_slash,
+                        escaped,
+                        escape_non_ascii,
+                        upper_hex,
+                    };
+                    spellings.push(json_escape(secret, &style));
+                }
+            }
+        }
+    }
+
+    // In HTML text or an attribute: Go, Python and PHP spell quotes
+    // differently.
+    for apostrophe in ["'", "&#39;", "&#x27;", "&#039;", "&apos;"] {
+        for quote in ["\"", "&quot;", "&#34;"] {
+            spellings.push(html_escape(secret, apostrophe, quote));
+        }
+    }
     spellings.sort();
     spellings.dedup();
     spellings
@@ -236,17 +260,66 @@ fn lower_hex(encoded: &str) -> String {
     output
 }
 
-/// Escapes every non-ASCII character of JSON string content as `\uXXXX`.
-fn ascii_json(json: &str) -> String {
-    let mut output = String::with_capacity(json.len());
-    for character in json.chars() {
-        if character.is_ascii() {
-            output.push(character);
+/// How one JSON encoder escapes the content of a string.
+struct JsonStyle {
+    /// Whether `/` is written `\/`.
+    escape_slash: bool,
+    /// ASCII characters written as `\uXXXX`.
+    escaped: &'static str,
+    /// Whether every non-ASCII character is written as `\uXXXX`.
+    escape_non_ascii: bool,
+    /// Whether `\uXXXX` uses upper-case hex digits.
+    upper_hex: bool,
+}
+
+/// Returns `secret` as the content of a JSON string written in `style`.
+fn json_escape(secret: &str, style: &JsonStyle) -> String {
+    let unicode_escape = |unit: u16| {
+        if style.upper_hex {
+            format!("\\u{unit:04X}")
+        } else {
+            format!("\\u{unit:04x}")
+        }
+    };
+    let mut output = String::with_capacity(secret.len());
+    for character in secret.chars() {
+        let mut units = [0u16; 2];
+        if style.escaped.contains(character) || (style.escape_non_ascii && !character.is_ascii()) {
+            for unit in character.encode_utf16(&mut units) {
+                output.push_str(&unicode_escape(*unit));
+            }
             continue;
         }
-        let mut units = [0u16; 2];
-        for unit in character.encode_utf16(&mut units) {
-            output.push_str(&format!("\\u{unit:04x}"));
+        match character {
+            '"' => output.push_str("\\\""),
+            '\\' => output.push_str("\\\\"),
+            '/' if style.escape_slash => output.push_str("\\/"),
+            '\n' => output.push_str("\\n"),
+            '\r' => output.push_str("\\r"),
+            '\t' => output.push_str("\\t"),
+            '\u{8}' => output.push_str("\\b"),
+            '\u{c}' => output.push_str("\\f"),
+            control if control.is_control() && control.is_ascii() => {
+                output.push_str(&unicode_escape(control as u16));
+            }
+            other => output.push(other),
+        }
+    }
+    output
+}
+
+/// Returns `secret` with the characters that HTML escapes replaced by
+/// entities, writing `'` and `"` as given.
+fn html_escape(secret: &str, apostrophe: &str, quote: &str) -> String {
+    let mut output = String::with_capacity(secret.len());
+    for character in secret.chars() {
+        match character {
+            '&' => output.push_str("&amp;"),
+            '<' => output.push_str("&lt;"),
+            '>' => output.push_str("&gt;"),
+            '\'' => output.push_str(apostrophe),
+            '"' => output.push_str(quote),
+            other => output.push(other),
         }
     }
     output
@@ -261,21 +334,19 @@ fn decode_form(text: &str) -> String {
 
 /// Replaces `word` where it is not part of a longer alphanumeric run.
 fn replace_whole_words(text: &str, word: &str) -> String {
+    let bounded = |neighbour: Option<char>| !neighbour.is_some_and(char::is_alphanumeric);
     let mut output = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(position) = rest.find(word) {
-        let before = rest[..position].chars().next_back();
-        let after = rest[position + word.len()..].chars().next();
-        let bounded = |neighbour: Option<char>| !neighbour.is_some_and(char::is_alphanumeric);
-        output.push_str(&rest[..position]);
+    let mut copied = 0;
+    for (position, _) in text.match_indices(word) {
+        let before = text[..position].chars().next_back();
+        let after = text[position + word.len()..].chars().next();
         if bounded(before) && bounded(after) {
+            output.push_str(&text[copied..position]);
             output.push_str(PLACEHOLDER);
-        } else {
-            output.push_str(word);
+            copied = position + word.len();
         }
-        rest = &rest[position + word.len()..];
     }
-    output.push_str(rest);
+    output.push_str(&text[copied..]);
     output
 }
 
@@ -314,6 +385,32 @@ mod tests {
     }
 
     #[test]
+    fn redacts_library_escapes() {
+        let token = "p+s/w=d&x<y>z'q\"\u{fc}";
+        let redactor = Redactor::new([token]);
+        let echoes = [
+            // PHP json_encode
+            "p+s\\/w=d&x<y>z'q\\\"\\u00fc",
+            // Go encoding/json
+            "p+s/w=d\\u0026x\\u003cy\\u003ez'q\\\"\u{fc}",
+            // .NET System.Text.Json
+            "p\\u002Bs/w=d\\u0026x\\u003Cy\\u003Ez\\u0027q\\u0022\\u00FC",
+            // Python json.dumps
+            "p+s/w=d&x<y>z'q\\\"\\u00fc",
+            // Python html.escape
+            "p+s/w=d&amp;x&lt;y&gt;z&#x27;q&quot;\u{fc}",
+            // Go html.EscapeString
+            "p+s/w=d&amp;x&lt;y&gt;z&#39;q&#34;\u{fc}",
+            // percent-encoding with lower-case hex
+            "p%2bs%2fw%3dd%26x%3cy%3ez%27q%22%c3%bc",
+        ];
+        for echo in echoes {
+            let text = format!("before {echo} after");
+            assert_eq!(redactor.redact(&text), "before <redacted> after", "{echo}");
+        }
+    }
+
+    #[test]
     fn short_secret_is_hidden_only_as_a_word() {
         let redactor = Redactor::new(["t"]);
         assert_eq!(
@@ -339,6 +436,15 @@ mod tests {
         assert_eq!(
             redactor.redact_url("http://h/next?other=ab%2bcd%2fef%3dgh"),
             "http://h/next?other=<redacted>"
+        );
+    }
+
+    #[test]
+    fn short_secret_leaves_host_and_port() {
+        let redactor = Redactor::new(["1"]);
+        assert_eq!(
+            redactor.redact_url("http://127.0.0.1:1/1/x?a=1&b=11#1"),
+            "http://127.0.0.1:1/<redacted>/x?a=<redacted>&b=11#<redacted>"
         );
     }
 

@@ -16,6 +16,10 @@ const ENTITY: &str = "bfee2c44-1f84-4326-a862-5289598f6e2d";
 /// A token with every character that query encoding must protect.
 const HARD_TOKEN: &str = "p+ss/w=rd&x%y z";
 
+/// A token whose encodings differ in hex case and between percent and form
+/// encoding: `se%20cr%2Bet%2Fx`, `se%20cr%2bet%2fx`, `se+cr%2Bet%2Fx`.
+const SPACED_TOKEN: &str = "se cr+et/x";
+
 /// Bounds every wait, so a broken receiver fails a test instead of hanging it.
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -92,6 +96,7 @@ fn outcome_sum(counts: &ReceiverCounts) -> u64 {
         + counts.injected_failures
         + counts.redirected
         + counts.method_not_allowed
+        + counts.client_gone
 }
 
 /// Lists every spelling of `token` that could leak: raw, query-encoded and
@@ -99,6 +104,24 @@ fn outcome_sum(counts: &ReceiverCounts) -> u64 {
 fn spellings(token: &str) -> Vec<String> {
     let form: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     vec![token.to_string(), encode_query_value(token), form]
+}
+
+/// Asserts that `text` contains `token` in no spelling: the text is also
+/// checked after percent-decoding and after form-decoding, which covers
+/// either hex case and mixed ones.
+fn assert_token_hidden(text: &str, token: &str, source: &str) {
+    let percent_decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    let plus_as_space = text.replace('+', " ");
+    let form_decoded = percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy();
+    assert!(!text.contains(token), "{source} contains the token: {text}");
+    assert!(
+        !percent_decoded.contains(token),
+        "{source} contains the token percent-encoded: {text}"
+    );
+    assert!(
+        !form_decoded.contains(token),
+        "{source} contains the token form-encoded: {text}"
+    );
 }
 
 #[tokio::test]
@@ -549,6 +572,130 @@ async fn body_over_limit_is_413() {
     receiver.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_just_over_limit_always_gets_413() {
+    // Large enough that the body is still on its way when the headers
+    // arrive, which is when an early 413 made clients see a reset. The
+    // server runs on its own worker thread, so it can respond while the
+    // client is still writing.
+    const LIMIT: usize = 1024 * 1024;
+    let config = ReceiverConfig {
+        max_body: LIMIT,
+        ..ReceiverConfig::default()
+    };
+    let receiver = start(config).await;
+    let target = url(&receiver, "/", "Token", None);
+    let body = "x".repeat(LIMIT + 1);
+    let sender = client();
+
+    for attempt in 1..=20 {
+        let response = sender.post(&target).body(body.clone()).send().await;
+        match response {
+            Ok(response) => assert_eq!(
+                response.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "attempt {attempt}"
+            ),
+            Err(error) => panic!("attempt {attempt} failed: {error:?}"),
+        }
+    }
+    let accepted = sender
+        .post(&target)
+        .body(general_body(&["CustomerAdded"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(receiver.state().counts().too_large, 20);
+    receiver.stop().await;
+}
+
+/// Writes a raw HTTP/1.1 request head and returns the stream.
+async fn raw_request(receiver: &RunningReceiver, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+
+    let mut stream = tokio::net::TcpStream::connect(receiver.addr())
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads until the end of the response head and returns it.
+async fn read_response_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(DEADLINE, stream.read(&mut byte))
+            .await
+            .expect("the receiver responds in time")
+            .unwrap();
+        assert_eq!(read, 1, "connection closed after {head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_over_limit_gets_413() {
+    use tokio::io::AsyncWriteExt;
+
+    const LIMIT: usize = 64 * 1024;
+    let config = ReceiverConfig {
+        max_body: LIMIT,
+        ..ReceiverConfig::default()
+    };
+    let receiver = start(config).await;
+    let head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // 16 MiB in 16 KiB chunks, more than the socket buffers hold, sent in
+    // full before the response is read, as simple clients do.
+    let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+
+    for attempt in 1..=3 {
+        let mut stream = raw_request(&receiver, head).await;
+        // Bounded, because a server that stops reading without closing
+        // would block the writes forever.
+        let write_body = async {
+            for _ in 0..1024 {
+                stream.write_all(chunk.as_bytes()).await?;
+            }
+            stream.write_all(b"0\r\n\r\n").await
+        };
+        let written = tokio::time::timeout(DEADLINE, write_body)
+            .await
+            .expect("the receiver reads the whole body in time");
+        assert!(written.is_ok(), "attempt {attempt}: {written:?}");
+
+        let response = read_response_head(&mut stream).await;
+        assert!(
+            response.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: {response}"
+        );
+    }
+    assert_eq!(receiver.state().counts().too_large, 3);
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn expect_continue_gets_413_at_once() {
+    let config = ReceiverConfig {
+        max_body: 1024,
+        ..ReceiverConfig::default()
+    };
+    let receiver = start(config).await;
+    // The body is never sent: a client that asks for 100 Continue waits
+    // for it, and must get the 413 instead.
+    let head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1025\r\n\
+                Expect: 100-continue\r\n\r\n";
+    let mut stream = raw_request(&receiver, head).await;
+
+    let response = read_response_head(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    receiver.stop().await;
+}
+
 #[tokio::test]
 async fn record_file_has_one_line_per_request() {
     let directory = tempfile::tempdir().unwrap();
@@ -670,6 +817,96 @@ async fn request_log_never_contains_token() {
     receiver.stop().await;
 }
 
+/// Paths and queries that carry [`SPACED_TOKEN`] in one spelling each,
+/// relative to the receiver's base URL.
+const SPACED_TOKEN_TARGETS: [&str; 10] = [
+    // In the path: lower-case, upper-case and mixed-case hex.
+    "se%20cr%2bet%2fx?Token=wrong",
+    "se%20cr%2Bet%2Fx",
+    "se%20cr%2Bet%2fx/next",
+    // In the path with a raw `+` and `/`, so it spans two segments.
+    "se%20cr+et/x",
+    // As the token parameter whose name differs in case.
+    "b?token=se%20cr%2bet%2fx",
+    "b?TOKEN=se+cr%2Bet%2Fx",
+    // In another parameter, in mixed-case hex and inside a longer value.
+    "b?other=se%20cr%2Bet%2fx",
+    "b?other=x-se%20cr%2Bet%2fx-y&z=1",
+    // As a parameter name.
+    "b?se%20cr%2Bet%2fx",
+    // The right token in lower-case hex.
+    "b?Token=se%20cr%2bet%2fx",
+];
+
+#[tokio::test]
+async fn token_hidden_in_every_spelling() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("requests.jsonl");
+    let config = ReceiverConfig {
+        record: Some(path.clone()),
+        ..with_token(SPACED_TOKEN)
+    };
+    let receiver = start(config).await;
+    let body = r#"{"Note":"se%20cr%2Bet%2fx","Other":"se cr+et/x"}"#;
+
+    for target in SPACED_TOKEN_TARGETS {
+        let response = client()
+            .post(format!("{}{target}", receiver.url()))
+            .header("Referer", "http://127.0.0.1/hooks?token=se%20cr%2Bet%2fx")
+            .header("X-Note", "mixed se%20cr%2bet%2Fx")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(response.status(), StatusCode::ACCEPTED, "{target}");
+    }
+    receiver.stop().await;
+
+    let requests = record_lines(&path);
+    assert_eq!(requests.len(), SPACED_TOKEN_TARGETS.len());
+    for (target, line) in SPACED_TOKEN_TARGETS.iter().zip(&requests) {
+        assert_token_hidden(line, SPACED_TOKEN, &format!("record line for {target}"));
+    }
+
+    let lines: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines[0]["path"], format!("/{PLACEHOLDER}"));
+    assert_eq!(lines[0]["status"], 403);
+    assert_eq!(lines[2]["path"], format!("/{PLACEHOLDER}/next"));
+    assert_eq!(lines[4]["query"], format!("token={PLACEHOLDER}"));
+    assert_eq!(lines[6]["query"], format!("other={PLACEHOLDER}"));
+    assert_eq!(lines[7]["query"], format!("other={PLACEHOLDER}&z=1"));
+    assert_eq!(lines[9]["status"], 400);
+    assert_eq!(lines[9]["path"], "/b");
+}
+
+/// Reads the record file, one string per line.
+fn record_lines(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn request_log_hides_token_spellings() {
+    let receiver = start(with_token(SPACED_TOKEN)).await;
+    for target in SPACED_TOKEN_TARGETS {
+        post(&format!("{}{target}", receiver.url()), "{}").await;
+    }
+    let requests = receiver.state().requests();
+    receiver.stop().await;
+
+    assert_eq!(requests.len(), SPACED_TOKEN_TARGETS.len());
+    for (target, request) in SPACED_TOKEN_TARGETS.iter().zip(&requests) {
+        let source = format!("request log for {target}");
+        assert_token_hidden(&request.path, SPACED_TOKEN, &source);
+        assert_token_hidden(&request.query, SPACED_TOKEN, &source);
+        let error = request.error.as_deref().unwrap_or("");
+        assert_token_hidden(error, SPACED_TOKEN, &source);
+    }
+}
+
 #[tokio::test]
 async fn request_log_describes_messages() {
     let receiver = start(ReceiverConfig::default()).await;
@@ -767,6 +1004,87 @@ async fn stop_waits_for_request_in_flight() {
 
     assert_eq!(in_flight.await.unwrap(), StatusCode::ACCEPTED);
     assert_eq!(state.counts().accepted, 1);
+}
+
+/// Sends a valid message with a client that gives up after 100 ms, and
+/// returns the client's error.
+async fn post_and_give_up(target: &str) -> reqwest::Error {
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    give_up_with(&impatient, target).await
+}
+
+async fn give_up_with(impatient: &reqwest::Client, target: &str) -> reqwest::Error {
+    impatient
+        .post(target)
+        .body(general_body(&["CustomerAdded"]))
+        .send()
+        .await
+        .expect_err("the delay outlasts the client's timeout")
+}
+
+#[tokio::test]
+async fn client_gone_during_delay_counted() {
+    // The delay far outlasts the test: the request must be accounted for
+    // as soon as the client goes away, not when the delay ends.
+    let config = ReceiverConfig {
+        delay: Duration::from_secs(60),
+        ..ReceiverConfig::default()
+    };
+    let receiver = start(config).await;
+
+    let error = post_and_give_up(&url(&receiver, "/general", "Token", None)).await;
+    assert!(error.is_timeout(), "{error:?}");
+
+    let counted = receiver
+        .state()
+        .wait_for(DEADLINE, |counts| counts.requests == 1)
+        .await;
+    let counts = receiver.state().counts();
+    assert!(counted, "{counts:?}");
+    assert_eq!(counts.client_gone, 1);
+    assert_eq!(counts.accepted, 0);
+    assert_eq!(counts.in_flight, 0);
+    assert_eq!(outcome_sum(&counts), counts.requests);
+
+    let requests = receiver.state().requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].status, 499);
+    assert_eq!(requests[0].path, "/general");
+    assert_eq!(
+        requests[0].error.as_deref(),
+        Some("client gone before the response")
+    );
+    // Measured to the moment the client went away, not to the delay's end.
+    assert!(requests[0].elapsed < DEADLINE, "{:?}", requests[0].elapsed);
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn client_gone_over_http2_counted() {
+    let config = ReceiverConfig {
+        delay: Duration::from_secs(60),
+        ..ReceiverConfig::default()
+    };
+    let receiver = start(config).await;
+    let impatient = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+
+    // The client resets the stream but may keep the connection open.
+    let error = give_up_with(&impatient, &url(&receiver, "/", "Token", None)).await;
+    assert!(error.is_timeout(), "{error:?}");
+    let counted = receiver
+        .state()
+        .wait_for(DEADLINE, |counts| counts.client_gone == 1)
+        .await;
+    assert!(counted, "{:?}", receiver.state().counts());
+    assert_eq!(receiver.state().counts().requests, 1);
+    receiver.stop().await;
 }
 
 #[tokio::test]
@@ -1057,6 +1375,171 @@ mod command {
             .await
             .unwrap();
         assert_eq!(output.status.code(), Some(mewshook::exit::INVALID_INPUT));
+    }
+
+    /// Runs `command` to its end. A receiver that starts instead of
+    /// rejecting its arguments runs until killed, so the wait is bounded.
+    async fn output_within_deadline(command: &mut Command) -> std::process::Output {
+        tokio::time::timeout(DEADLINE, command.output())
+            .await
+            .expect("the command exits without serving")
+            .unwrap()
+    }
+
+    /// Output of a `receive` process stopped with Ctrl-C.
+    struct Stopped {
+        code: Option<i32>,
+        /// Everything printed after the start line.
+        stdout: String,
+        stderr: String,
+    }
+
+    /// Sends Ctrl-C and collects the exit code and the output.
+    async fn stop(mut child: Child, mut stdout: BufReader<ChildStdout>) -> Stopped {
+        interrupt(&child);
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).await.unwrap();
+        let mut stderr = String::new();
+        let mut pipe = child.stderr.take().unwrap();
+        pipe.read_to_string(&mut stderr).await.unwrap();
+        Stopped {
+            code: status.code(),
+            stdout: rest,
+            stderr,
+        }
+    }
+
+    #[tokio::test]
+    async fn token_hidden_from_lines_logs_and_record() {
+        let directory = tempfile::tempdir().unwrap();
+        let record = directory.path().join("rec.jsonl");
+        let mut child = receive()
+            .args(["--verbose", "--token", SPACED_TOKEN, "--record"])
+            .arg(&record)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let base = listening_url(&mut stdout).await;
+
+        for target in SPACED_TOKEN_TARGETS {
+            post(&format!("{base}{target}"), "{}").await;
+        }
+        let stopped = stop(child, stdout).await;
+        assert_eq!(stopped.code, Some(0), "stderr: {}", stopped.stderr);
+
+        let lines: Vec<&str> = stopped.stdout.lines().collect();
+        assert!(
+            lines[0].starts_with("403 wrong token"),
+            "{}",
+            stopped.stdout
+        );
+        assert!(
+            lines[0].ends_with(&format!("/{PLACEHOLDER}")),
+            "{}",
+            lines[0]
+        );
+        assert_token_hidden(&stopped.stdout, SPACED_TOKEN, "stdout");
+        // --verbose logs every response on stderr.
+        assert!(
+            stopped.stderr.contains("responded to request"),
+            "{}",
+            stopped.stderr
+        );
+        assert_token_hidden(&stopped.stderr, SPACED_TOKEN, "stderr");
+        let recorded = std::fs::read_to_string(&record).unwrap();
+        assert_eq!(recorded.lines().count(), SPACED_TOKEN_TARGETS.len());
+        assert_token_hidden(&recorded, SPACED_TOKEN, "record file");
+    }
+
+    #[tokio::test]
+    async fn client_gone_prints_line_and_counts() {
+        let mut child = receive().args(["--delay", "60s"]).spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let base = listening_url(&mut stdout).await;
+
+        let error = post_and_give_up(&format!("{base}general")).await;
+        assert!(error.is_timeout(), "{error:?}");
+        let mut line = String::new();
+        tokio::time::timeout(DEADLINE, stdout.read_line(&mut line))
+            .await
+            .expect("a line for the request")
+            .unwrap();
+        assert!(
+            line.starts_with("499 client gone before the response"),
+            "{line}"
+        );
+        assert!(line.trim_end().ends_with(" /general"), "{line}");
+
+        let stopped = stop(child, stdout).await;
+        assert_eq!(stopped.code, Some(0), "stderr: {}", stopped.stderr);
+        assert!(
+            stopped
+                .stdout
+                .contains("requests                             1"),
+            "{}",
+            stopped.stdout
+        );
+        let client_gone_row = format!("{:<28}{:>10}", "  client gone, no response", 1);
+        assert!(
+            stopped.stdout.contains(&client_gone_row),
+            "{}",
+            stopped.stdout
+        );
+    }
+
+    #[tokio::test]
+    async fn record_in_missing_directory_exits_2() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("absent").join("x.jsonl");
+
+        let output = output_within_deadline(receive().arg("--record").arg(&path)).await;
+        assert_eq!(output.status.code(), Some(mewshook::exit::INVALID_INPUT));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+        assert!(stderr.contains("directory exists"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn empty_token_exits_2() {
+        let output = output_within_deadline(receive().args(["--token", ""])).await;
+        assert_eq!(output.status.code(), Some(mewshook::exit::INVALID_INPUT));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--token is empty"), "{stderr}");
+        assert!(
+            stderr.contains("omit --token to run without a token check"),
+            "{stderr}"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_token_variable_exits_2() {
+        let output = output_within_deadline(receive().env("MEWSHOOK_TOKEN", "")).await;
+        assert_eq!(output.status.code(), Some(mewshook::exit::INVALID_INPUT));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("MEWSHOOK_TOKEN is empty"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn token_file_bom_stripped() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("token");
+        std::fs::write(&path, "\u{feff}from-file\r\n").unwrap();
+
+        let mut child = receive().arg("--token-file").arg(&path).spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let base = listening_url(&mut stdout).await;
+
+        let status = post_status(
+            &format!("{base}?Token=from-file"),
+            &general_body(&["CustomerAdded"]),
+        )
+        .await;
+        let stopped = stop(child, stdout).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{}", stopped.stdout);
     }
 
     #[tokio::test]

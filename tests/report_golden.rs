@@ -31,6 +31,7 @@ fn attempt(send: usize, outcome: Outcome, millis: u64, label: &str) -> AttemptRe
         label: label.to_string(),
         events: 1,
         token: TokenMode::Right,
+        token_param: Some("Token".to_string()),
         outcome,
         latency: ms(millis),
         headers_after: Some(ms(millis)),
@@ -44,6 +45,7 @@ fn step(name: &str, attempts: Vec<AttemptReport>) -> StepReport {
     StepReport {
         name: name.to_string(),
         messages: attempts.len(),
+        skip_reason: None,
         latency: LatencyStats::of(&latencies),
         attempts,
     }
@@ -68,7 +70,7 @@ fn check(name: &str, status: CheckStatus, millis: u64) -> CheckReport {
 }
 
 /// Builds a report with one check of each status, with redirects, a
-/// rejection and a slow percentile.
+/// rejection, a slow percentile and a skipped step.
 fn report() -> SuiteReport {
     let mut passed = check("general-discriminators", CheckStatus::Pass, 4);
     let mut redirected = attempt(
@@ -102,6 +104,7 @@ fn report() -> SuiteReport {
         "3 General events, ServiceOrderUpdated",
     );
     accepted.token = TokenMode::Missing;
+    accepted.token_param = None;
     accepted.response_excerpt = "ok".to_string();
     failed
         .steps
@@ -117,6 +120,7 @@ fn report() -> SuiteReport {
     );
     reset.kind = WebhookKind::Integration;
     reset.token = TokenMode::Missing;
+    reset.token_param = None;
     reset.headers_after = None;
     failed
         .steps
@@ -152,7 +156,25 @@ fn report() -> SuiteReport {
             .to_string(),
     );
 
-    let checks = vec![passed, failed, warned, skipped];
+    let mut partly_skipped = check("wrong-token", CheckStatus::Pass, 3);
+    let mut wrong = attempt(
+        1,
+        Outcome::Rejected { status: 403 },
+        2,
+        "1 General event, PaymentUpdated",
+    );
+    wrong.token = TokenMode::Wrong;
+    partly_skipped
+        .steps
+        .push(step("General Webhook with a wrong token", vec![wrong]));
+    partly_skipped.steps.push(StepReport::skipped(
+        "General Webhook with the token's letter case swapped",
+        "the token has no letters whose case can be swapped, so it cannot show whether the \
+         receiver compares without case"
+            .to_string(),
+    ));
+
+    let checks = vec![passed, failed, warned, skipped, partly_skipped];
     SuiteReport {
         target: TargetSummary {
             general_url: "http://127.0.0.1:8080/?Token=<redacted>".to_string(),
@@ -190,7 +212,7 @@ fn json_report_matches_golden() {
 fn json_report_has_schema_and_counts() {
     let value: serde_json::Value = serde_json::from_str(&json::render(&report()).unwrap()).unwrap();
     assert_eq!(value["schema"], json::RUN_SCHEMA);
-    assert_eq!(value["summary"]["checks"], 4);
+    assert_eq!(value["summary"]["checks"], 5);
     assert_eq!(value["summary"]["failed"], 1);
     assert_eq!(value["checks"][1]["status"], "fail");
     assert_eq!(
@@ -213,7 +235,7 @@ fn json_attempt_keeps_webhook_and_failure_kind_apart() {
 fn junit_counts_failures_and_skips() {
     let xml = junit::render(&report()).unwrap();
     assert!(
-        xml.contains(r#"tests="4" skipped="1" failures="1" errors="0""#),
+        xml.contains(r#"tests="5" skipped="1" failures="1" errors="0""#),
         "{xml}"
     );
 }

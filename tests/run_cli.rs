@@ -323,3 +323,208 @@ async fn help_documents_exit_codes() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+/// The token of the URL tests, with reserved characters so that check 13
+/// runs, and as the URL spells it.
+const URL_TOKEN: &str = "S3cr+t/Tok";
+const URL_TOKEN_ENCODED: &str = "S3cr%2Bt%2FTok";
+
+fn assert_url_token_absent(name: &str, content: &str) {
+    for spelling in [URL_TOKEN, URL_TOKEN_ENCODED, "S3cr"] {
+        assert!(
+            !content.contains(spelling),
+            "{name} contains {spelling:?}:\n{content}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_in_url_controls_token_checks() {
+    let fixture = Fixture::with_fault(Some(URL_TOKEN), Fault::None).await;
+    let url = format!("{}?Token={URL_TOKEN_ENCODED}", fixture.url());
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("report.xml");
+    let json_path = folder.path().join("report.json");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        &url,
+        "--filter",
+        "token",
+        "--report",
+        &format!("junit={}", junit_path.display()),
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("3 passed, 0 failed, 0 warned, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("?Token=<redacted>, deadline"),
+        "one redacted token in the header:\n{stdout}"
+    );
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["target"]["token_known"], true);
+    for (name, content) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &text(&output.stderr)),
+        ("junit", &junit),
+        ("json", &json),
+    ] {
+        assert_url_token_absent(name, content);
+    }
+}
+
+#[tokio::test]
+async fn same_token_in_url_and_flag_runs_once() {
+    let fixture = Fixture::with_fault(Some(URL_TOKEN), Fault::None).await;
+    let url = format!("{}?Token={URL_TOKEN_ENCODED}", fixture.url());
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        &url,
+        "--token",
+        URL_TOKEN,
+        "--filter",
+        "*-token",
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("&Token="), "{stdout}");
+}
+
+#[tokio::test]
+async fn conflicting_url_token_exits_two() {
+    let url = format!("http://127.0.0.1:9/?Token={URL_TOKEN_ENCODED}");
+    let output = mewshook(&["run", "--url", &url, "--token", "another-token"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("differs from the token given with --token"),
+        "{stderr}"
+    );
+    assert_url_token_absent("stderr", &stderr);
+    assert!(output.stdout.is_empty(), "nothing runs");
+}
+
+#[tokio::test]
+async fn echoed_token_spellings_are_hidden() {
+    // Every character that an encoder escapes, and a distinctive tail.
+    const ECHO_TOKEN: &str = "Ek/9&x<y>z+q=w%'\"\u{fc}7Lm";
+    let fixture = Fixture::with_fault(Some(ECHO_TOKEN), Fault::EchoToken).await;
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("report.xml");
+    let json_path = folder.path().join("report.json");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        ECHO_TOKEN,
+        "--filter",
+        "general-discriminators",
+        "--filter",
+        "*-token",
+        "--report",
+        &format!("junit={}", junit_path.display()),
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let excerpt = value["checks"][0]["steps"][0]["attempts"][0]["response_excerpt"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        excerpt.contains("<redacted>"),
+        "the echo arrived: {excerpt}"
+    );
+    assert!(
+        excerpt.chars().count() < 512,
+        "the whole echo fits in the excerpt, so no spelling hides past the cut: {excerpt}"
+    );
+
+    let mut spellings = fixtures::echoed_spellings(ECHO_TOKEN);
+    spellings.push("7Lm".to_string());
+    for (name, content) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &text(&output.stderr)),
+        ("junit", &junit),
+        ("json", &json),
+    ] {
+        for spelling in &spellings {
+            assert!(
+                !content.contains(spelling.as_str()),
+                "{name} contains {spelling:?}:\n{content}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn common_word_tokens_keep_reports_intact() {
+    for token in ["test", "token", "1", "x"] {
+        let fixture = Fixture::with_fault(Some(token), Fault::None).await;
+        let folder = TempDir::new().unwrap();
+        let junit_path = folder.path().join("report.xml");
+        let json_path = folder.path().join("report.json");
+        let output = mewshook(&[
+            "run",
+            &suite_folder(),
+            "--url",
+            fixture.url().as_str(),
+            "--token",
+            token,
+            "--filter",
+            "*-token",
+            "--filter",
+            "unknown-types",
+            "--report",
+            &format!("junit={}", junit_path.display()),
+            "--report",
+            &format!("json={}", json_path.display()),
+        ])
+        .await;
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{token}: {stdout}");
+        assert!(
+            stdout.contains("PASS  missing-token"),
+            "{token}: check names are intact:\n{stdout}"
+        );
+
+        let junit = std::fs::read_to_string(&junit_path).unwrap();
+        if let Err(error) = support::check_well_formed_xml(&junit) {
+            panic!("{token}: the JUnit report is not well-formed: {error}\n{junit}");
+        }
+        assert!(junit.contains(r#"name="wrong-token""#), "{token}: {junit}");
+
+        let json = std::fs::read_to_string(&json_path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|error| panic!("{token}: invalid JSON: {error}\n{json}"));
+        assert_eq!(value["schema"], "mewshook.run.v1", "{token}");
+        assert_eq!(value["summary"]["checks"], 3, "{token}");
+        assert_eq!(value["checks"][1]["name"], "missing-token", "{token}");
+        assert_eq!(
+            value["target"]["general_url"],
+            format!("{}?Token=<redacted>", fixture.url()),
+            "{token}"
+        );
+    }
+}

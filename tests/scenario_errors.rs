@@ -239,3 +239,64 @@ fn documented_examples_parse() {
         assert!(parsed.is_ok(), "{:?} in:\n{block}", parsed.err());
     }
 }
+
+#[test]
+fn mistakes_per_file_are_capped() {
+    let folder = TempDir::new().unwrap();
+    let events = "{ discriminator = \"CustomerAded\" },\n".repeat(120);
+    let text = format!("{HEADER}\n[[steps]]\nbatch_cap = 1000\nevents = [\n{events}]\n");
+    let path = write(folder.path(), "typos.toml", &text);
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2));
+    let listed = stderr.matches("unknown discriminator").count();
+    assert_eq!(listed, 50, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {path}: 70 more mistakes not shown")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("found 120 mistakes in the scenario files"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn oversized_file_is_rejected() {
+    let folder = TempDir::new().unwrap();
+    let padding = "# padding\n".repeat(500_000);
+    let text = format!("{HEADER}{padding}\n[[steps]]\nrealistic = 3\n");
+    let path = write(folder.path(), "huge.toml", &text);
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {path}: the file has {} bytes, more than the limit of 4194304 (4 MiB)",
+            text.len()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_utf8_names_its_position() {
+    let folder = TempDir::new().unwrap();
+    let mut bytes = format!("{HEADER}\n[[steps]]\nrealistic = 3\nname = \"caf").into_bytes();
+    bytes.extend_from_slice(&[0xE9, b'"', b'\n']);
+    let path = folder.path().join("latin1.toml");
+    std::fs::write(&path, bytes).unwrap();
+    let path = path.display().to_string();
+    let output = mewshook(&["run", "--list", &path]);
+    let stderr = stderr(&output);
+
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {path}:8:12: the file is not valid UTF-8: byte 0xE9"
+        )),
+        "{stderr}"
+    );
+}

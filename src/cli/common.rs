@@ -59,7 +59,10 @@ pub fn parse_http_url(text: &str) -> Result<url::Url, String> {
 pub const TOKEN_VARIABLE: &str = "MEWSHOOK_TOKEN";
 
 /// Reads the token from `--token`, the first line of `--token-file`, or
-/// `MEWSHOOK_TOKEN`, in that order.
+/// `MEWSHOOK_TOKEN`, in that order. A UTF-8 byte order mark at the start of
+/// the file is dropped. An empty token from any of them is an error rather
+/// than no token, so that a blank argument or variable does not silently
+/// turn the token off.
 pub fn resolve_token(
     token: Option<String>,
     token_file: Option<&Path>,
@@ -67,6 +70,8 @@ pub fn resolve_token(
     if let Some(path) = token_file {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("failed to read --token-file {}: {error}", path.display()))?;
+        // Windows editors often start UTF-8 files with a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let token = text
             .lines()
             .next()
@@ -81,11 +86,19 @@ pub fn resolve_token(
         }
         return Ok(Some(token));
     }
-    if token.is_some() {
-        return Ok(token.filter(|token| !token.is_empty()));
+    if let Some(token) = token {
+        if token.is_empty() {
+            return Err(
+                "--token is empty; give the token, or omit --token to run without one".to_string(),
+            );
+        }
+        return Ok(Some(token));
     }
     match std::env::var(TOKEN_VARIABLE) {
-        Ok(token) => Ok(Some(token).filter(|token| !token.is_empty())),
+        Ok(token) if token.is_empty() => Err(format!(
+            "{TOKEN_VARIABLE} is empty; set it to the token, or unset it to run without one"
+        )),
+        Ok(token) => Ok(Some(token)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(format!(
             "{TOKEN_VARIABLE} is not valid UTF-8; set it to the token as text or use --token-file"

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use mewshook::exit;
-use mewshook::receiver::{REDIRECT_STATUSES, ReceiverConfig, RunningReceiver};
+use mewshook::receiver::{REDIRECT_STATUSES, ReceiverConfig, ReceiverError, RunningReceiver};
 
 use super::common::{parse_duration, resolve_token};
+use super::signal::StopSignal;
 
 /// Arguments of `mewshook receive`.
 #[derive(Args)]
@@ -25,6 +26,13 @@ Examples:
 Each request prints one line, for example:
   202 general  3 events  2 discriminators  enterprise 851df8c8-90f2-4c4a-8e01-a4fc46b25178  0.4 ms  /
   401 missing token  0.1 ms  /
+  499 client gone before the response  1001.2 ms  /
+
+A client that closes the connection before the response, for example a sender
+whose timeout is shorter than --delay, gets no response. Its request prints with
+status 499, as nginx logs it, and counts as \"client gone, no response\". A body
+over the size limit is read to its end, up to 64 MiB past the limit, and thrown
+away before the 413 is sent, so that a client still sending receives the 413.
 
 Ctrl-C stops the receiver after responding to requests in flight and prints the
 counts; a second Ctrl-C stops it at once.")]
@@ -35,8 +43,9 @@ pub struct ReceiveArgs {
     port: u16,
 
     /// Token that every request must carry in the --token-param query
-    /// parameter: a missing token gets 401, a wrong one 403. Never printed
-    /// [env: MEWSHOOK_TOKEN] [default: no token check].
+    /// parameter: a missing token gets 401, a wrong one 403. Never printed,
+    /// in any encoding. Must not be empty [env: MEWSHOOK_TOKEN] [default:
+    /// no token check].
     // The variable is read in `to_config`, not by clap, because clap counts
     // a value from the environment as given, so a token file would then
     // conflict with the variable.
@@ -79,7 +88,7 @@ pub struct ReceiveArgs {
     redirect: Option<u16>,
 
     /// Append one JSON line per request to this file, with the token
-    /// redacted [default: no record].
+    /// redacted. Its directory must exist [default: no record].
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
 
@@ -123,6 +132,14 @@ fn parse_redirect(text: &str) -> Result<u16, String> {
 
 impl ReceiveArgs {
     fn to_config(&self) -> Result<ReceiverConfig, String> {
+        // Checked before `resolve_token`, whose message is shared with the
+        // senders, so that this one names the token check.
+        if self.token.as_deref() == Some("") {
+            return Err(
+                "--token is empty; give the token, or omit --token to run without a token check"
+                    .to_string(),
+            );
+        }
         let token = resolve_token(self.token.clone(), self.token_file.as_deref())?;
         if self.token_param.is_empty() {
             return Err("--token-param is empty; give a parameter name such as Token".to_string());
@@ -170,10 +187,7 @@ pub async fn run(args: ReceiveArgs) -> i32 {
         Ok(receiver) => receiver,
         Err(error) => {
             eprintln!("error: {error}");
-            return match error.kind() {
-                io::ErrorKind::InvalidInput => exit::INVALID_INPUT,
-                _ => exit::RUNTIME_ERROR,
-            };
+            return start_error_code(&error);
         }
     };
     println!("listening on {}", receiver.url());
@@ -188,45 +202,18 @@ pub async fn run(args: ReceiveArgs) -> i32 {
     exit::SUCCESS
 }
 
-/// The signals that stop the receiver: Ctrl-C, and on Unix also SIGTERM.
-/// Their handlers are registered when this is created.
-struct StopSignal {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignal {
-    fn new() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignal {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(StopSignal {})
-        }
-    }
-
-    /// Waits for the next stop signal.
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            // NOTE: here the handler is registered on the first call, not in
-            // `new`, so a Ctrl-C before that call ends the process at once.
-            let _ = tokio::signal::ctrl_c().await;
-        }
+/// Returns the exit code for a receiver that failed to start. An invalid
+/// setting and a record file that cannot be opened are invalid input,
+/// because the user fixes them by changing the command. A port in use is a
+/// runtime error.
+fn start_error_code(error: &io::Error) -> i32 {
+    let cause = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ReceiverError>());
+    match cause {
+        Some(ReceiverError::InvalidConfig(_) | ReceiverError::Record { .. }) => exit::INVALID_INPUT,
+        Some(ReceiverError::Bind { .. }) => exit::RUNTIME_ERROR,
+        None if error.kind() == io::ErrorKind::InvalidInput => exit::INVALID_INPUT,
+        None => exit::RUNTIME_ERROR,
     }
 }

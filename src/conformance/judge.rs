@@ -45,7 +45,12 @@ pub(super) fn judge_step(
         findings.push(finding(message));
     }
     if let Some(message) = slow_percentile(expect, attempts, deadline) {
-        findings.push(finding(message));
+        findings.push(Finding {
+            severity: expect
+                .latency_percentile
+                .map_or(expect.severity, |limit| limit.severity),
+            ..finding(message)
+        });
     }
     findings
 }
@@ -242,6 +247,7 @@ mod tests {
             label: "1 General event, PaymentUpdated".to_string(),
             events: 1,
             token: TokenMode::Right,
+            token_param: Some("Token".to_string()),
             outcome,
             latency: Duration::from_millis(millis),
             headers_after: Some(Duration::from_millis(millis)),
@@ -391,10 +397,10 @@ mod tests {
     #[test]
     fn percentile_over_share_of_deadline_warns() {
         let expect = Expectation {
-            severity: Severity::Warn,
             latency_percentile: Some(PercentileLimit {
                 percentile: 95.0,
                 max: LatencyLimit::DeadlineShare(50.0),
+                severity: Severity::Warn,
             }),
             ..accepted()
         };
@@ -415,5 +421,21 @@ mod tests {
             findings[0].message,
             "p95 latency 2.60 s is above 2.50 s (50% of the 5 s deadline) over 20 attempts"
         );
+    }
+
+    #[test]
+    fn percentile_severity_leaves_rejections_failing() {
+        let expect = Expectation {
+            latency_percentile: Some(PercentileLimit {
+                percentile: 95.0,
+                max: LatencyLimit::DeadlineShare(50.0),
+                severity: Severity::Warn,
+            }),
+            ..accepted()
+        };
+        let attempts = [attempt(1, Outcome::Rejected { status: 503 }, 3000)];
+        let findings = judge_step(&step(expect), &attempts, Duration::from_secs(5));
+        let severities: Vec<Severity> = findings.iter().map(|finding| finding.severity).collect();
+        assert_eq!(severities, [Severity::Fail, Severity::Warn], "{findings:?}");
     }
 }

@@ -15,6 +15,7 @@ mod filter;
 mod judge;
 mod messages;
 mod result;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,41 +38,11 @@ pub use result::{
     AttemptReport, CheckReport, CheckStatus, Finding, LatencyStats, StatusCounts, StepReport,
     SuiteReport, TargetSummary, format_duration, percentile,
 };
-
-/// The token sent by steps with `token = "wrong"`. It is not a secret: it is
-/// never the receiver's token (see [`Target::wrong_token`]).
-pub const WRONG_TOKEN: &str = "mewshook-wrong-token";
+pub use target::{Target, TargetError, UNKNOWN_TOKEN, WRONG_TOKEN};
 
 /// The characters a generated token contains, because check 13 needs a
 /// token with characters that are reserved in a query string.
 pub const RESERVED_TOKEN_CHARACTERS: &str = "+/=&%";
-
-/// The receiver that checks send their messages to, and its token.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The General Webhook URL, without the token.
-    pub general_url: Url,
-    /// The Integration Webhook URL, without the token.
-    pub integration_url: Url,
-    /// The receiver's token, when known. Checks that need it are skipped
-    /// without it.
-    pub token: Option<String>,
-    /// The query parameter that carries the token.
-    pub token_param: String,
-    /// Whether the target is the reference receiver started by mewshook.
-    pub embedded_receiver: bool,
-}
-
-impl Target {
-    /// Returns a token that differs from the receiver's.
-    pub fn wrong_token(&self) -> String {
-        let mut wrong = WRONG_TOKEN.to_string();
-        while self.token.as_deref() == Some(wrong.as_str()) {
-            wrong.push('x');
-        }
-        wrong
-    }
-}
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -125,11 +96,14 @@ impl Runner {
             max_redirects: options.max_redirects,
             ..DeliveryConfig::default()
         };
-        let redactor = Redactor::for_target(
+        let mut redactor = Redactor::for_target(
             target.token.as_deref(),
             &target.token_param,
             [&target.general_url, &target.integration_url],
         );
+        for derived in target.derived_secrets() {
+            redactor.add(&derived);
+        }
         let client = Client::new(config, redactor)
             .map_err(|error| RunnerError::Client(error.to_string()))?;
         Ok(Runner {
@@ -226,6 +200,13 @@ impl Runner {
         }
 
         report.status = status_of(&report.findings);
+        if report.steps.iter().all(|step| step.skip_reason.is_some()) {
+            report.status = CheckStatus::Skip;
+            report.skip_reason = report
+                .steps
+                .iter()
+                .find_map(|step| step.skip_reason.clone());
+        }
         report.elapsed = started.elapsed();
         report
     }
@@ -237,11 +218,7 @@ impl Runner {
             return None;
         }
         let Some(token) = &self.target.token else {
-            return Some(
-                "the receiver's token is not known; give it with --token, MEWSHOOK_TOKEN or \
-                 --token-file to run this check"
-                    .to_string(),
-            );
+            return Some(UNKNOWN_TOKEN.to_string());
         };
         let characters = scenario.requires.token_characters.as_deref()?;
         if token.contains(|c: char| characters.contains(c)) {
@@ -257,12 +234,34 @@ impl Runner {
 
     /// Sends the step's messages and records every attempt.
     async fn run_step(&self, step: &Step, step_seed: u64) -> StepReport {
+        let token = match self.target.token_value(step.token) {
+            Ok(token) => token,
+            Err(reason) => {
+                tracing::debug!(step = %step.name, %reason, "skipping step");
+                return StepReport::skipped(&step.name, reason);
+            }
+        };
+        let param = step
+            .token_param
+            .as_deref()
+            .unwrap_or(&self.target.token_param);
+        // The record says what was sent: without a known token, a step that
+        // asks for the right one sends none.
+        let (sent_token, sent_param) = match &token {
+            Some(_) => (step.token, Some(param.to_string())),
+            None => (TokenMode::Missing, None),
+        };
+
         let built = messages::build(step, step_seed, self.options.seed);
         let distinct = built.len();
         let sends = messages::sequence(step, built, step_seed);
 
-        let general = Arc::new(self.step_url(step, WebhookKind::General));
-        let integration = Arc::new(self.step_url(step, WebhookKind::Integration));
+        let step_url = |base: &Url| match &token {
+            Some(token) => url_with_token(base, param, token),
+            None => base.clone(),
+        };
+        let general = Arc::new(step_url(&self.target.general_url));
+        let integration = Arc::new(step_url(&self.target.integration_url));
         let semaphore = Arc::new(Semaphore::new(step.concurrency));
         let mut tasks = Vec::with_capacity(sends.len());
 
@@ -303,7 +302,8 @@ impl Runner {
                 kind: send.message.kind,
                 label: send.message.label.clone(),
                 events: send.message.events,
-                token: step.token,
+                token: sent_token,
+                token_param: sent_param.clone(),
                 outcome: attempt.outcome,
                 latency: attempt.total,
                 headers_after: attempt.headers_after,
@@ -316,26 +316,9 @@ impl Runner {
         StepReport {
             name: step.name.clone(),
             messages: distinct,
+            skip_reason: None,
             latency: LatencyStats::of(&latencies),
             attempts,
-        }
-    }
-
-    /// Builds the URL a step sends messages of `kind` to, with the token the
-    /// step requests.
-    fn step_url(&self, step: &Step, kind: WebhookKind) -> Url {
-        let base = match kind {
-            WebhookKind::General => &self.target.general_url,
-            WebhookKind::Integration => &self.target.integration_url,
-        };
-        let param = step
-            .token_param
-            .as_deref()
-            .unwrap_or(&self.target.token_param);
-        match (step.token, &self.target.token) {
-            (TokenMode::Missing, _) | (TokenMode::Right, None) => base.clone(),
-            (TokenMode::Right, Some(token)) => url_with_token(base, param, token),
-            (TokenMode::Wrong, _) => url_with_token(base, param, &self.target.wrong_token()),
         }
     }
 }
@@ -429,20 +412,6 @@ mod tests {
         }
         assert_eq!(token.len(), 30);
         assert_ne!(generate_token(), token);
-    }
-
-    #[test]
-    fn wrong_token_never_equals_right_one() {
-        let mut target = Target {
-            general_url: Url::parse("http://127.0.0.1:1/").unwrap(),
-            integration_url: Url::parse("http://127.0.0.1:1/").unwrap(),
-            token: None,
-            token_param: "Token".to_string(),
-            embedded_receiver: false,
-        };
-        assert_eq!(target.wrong_token(), WRONG_TOKEN);
-        target.token = Some(WRONG_TOKEN.to_string());
-        assert_ne!(target.wrong_token(), WRONG_TOKEN);
     }
 
     #[test]

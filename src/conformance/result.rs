@@ -158,11 +158,28 @@ pub struct StepReport {
     pub name: String,
     /// Distinct messages built, before repetition.
     pub messages: usize,
+    /// The reason the step sent nothing, when the target cannot show what
+    /// it checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
     /// Every attempt, in the order they were started.
     pub attempts: Vec<AttemptReport>,
     /// Latency over all attempts, when there was at least one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyStats>,
+}
+
+impl StepReport {
+    /// Records a step that was skipped for `reason`.
+    pub fn skipped(name: &str, reason: String) -> StepReport {
+        StepReport {
+            name: name.to_string(),
+            messages: 0,
+            skip_reason: Some(reason),
+            attempts: Vec::new(),
+            latency: None,
+        }
+    }
 }
 
 /// One attempt as judged.
@@ -184,8 +201,14 @@ pub struct AttemptReport {
     pub label: String,
     /// General events carried; 1 for an Integration Webhook.
     pub events: usize,
-    /// The token the attempt sent.
+    /// The token the attempt sent: `missing` when it sent no token
+    /// parameter, also for a step that asked for the right token when none
+    /// was known.
     pub token: TokenMode,
+    /// The query parameter that carried the token; absent when none was
+    /// sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_param: Option<String>,
     /// The outcome, with the status when a response arrived.
     #[serde(flatten)]
     pub outcome: Outcome,

@@ -6,7 +6,9 @@
 //! checks, in this order:
 //!
 //! 1. method: anything but POST gets 405;
-//! 2. body size: a body over [`ReceiverConfig::max_body`] gets 413;
+//! 2. body size: a body over [`ReceiverConfig::max_body`] gets 413, after
+//!    the rest of it has been read and thrown away so that a client still
+//!    sending receives the 413 rather than a reset connection;
 //! 3. redirect: with [`ReceiverConfig::redirect`] set, every path except
 //!    [`REDIRECT_PATH`] is redirected there, query string kept;
 //! 4. token: with [`ReceiverConfig::token`] set, a missing token gets 401
@@ -23,11 +25,19 @@
 //! it stands for the time a receiver spends processing a genuine message:
 //! a real receiver rejects a bad token before doing any work.
 //!
+//! A request whose client closes the connection or resets the stream before
+//! the response, for example because it timed out during the delay, is
+//! still counted in [`ReceiverCounts::client_gone`], printed and recorded,
+//! with status [`CLIENT_CLOSED_REQUEST`] (499) although nothing is sent.
+//!
 //! Content-Type is not checked, because Mews documents no special
 //! content-type header. The token never appears in printed lines, the log,
-//! the record file or [`ReceivedRequest`] text fields.
+//! the record file or [`ReceivedRequest`] text fields, in any spelling:
+//! text that still contains it after percent-decoding is hidden too, as is
+//! every value of the token parameter, its name compared without case.
 
 mod handler;
+mod redact;
 mod state;
 mod validate;
 
@@ -45,7 +55,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use state::{ReceivedRequest, ReceiverCounts, ReceiverState};
+pub use state::{CLIENT_CLOSED_REQUEST, ReceivedRequest, ReceiverCounts, ReceiverState};
 pub use validate::{
     BodyError, BodySummary, FieldProblem, GeneralSummary, IntegrationSummary, validate_body,
 };

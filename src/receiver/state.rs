@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ReceiverConfig;
+use super::redact::RequestRedactor;
 use crate::payload::WebhookKind;
-use crate::secret::Redactor;
 
 /// One request as the receiver saw it, with the response status.
 ///
@@ -33,8 +33,8 @@ pub struct ReceivedRequest {
     /// The request headers in arrival order, names in lower case. Values of
     /// `authorization`, `proxy-authorization` and `cookie` are redacted.
     pub headers: Vec<(String, String)>,
-    /// The body as received; empty when it was over the size limit or the
-    /// method was not POST.
+    /// The body as received; empty when it was over the size limit, the
+    /// method was not POST, or the client went away before it arrived.
     pub body: Bytes,
     /// The webhook kind, for a valid body.
     pub kind: Option<WebhookKind>,
@@ -46,31 +46,37 @@ pub struct ReceivedRequest {
     pub integration_id: Option<Uuid>,
     /// `Action`, for a valid Integration Webhook.
     pub action: Option<String>,
-    /// The HTTP status of the response.
+    /// The HTTP status of the response, or [`CLIENT_CLOSED_REQUEST`] (499)
+    /// when the client went away before the response and none was sent.
     pub status: u16,
     /// The reason the request was not accepted, for any response other
     /// than to a valid message or a redirect.
     pub error: Option<String>,
-    /// Whether the token matched: `None` when no token is configured or the
-    /// request got its response before the token check.
+    /// Whether the token matched: `None` when no token is configured, or
+    /// when the request got its response, or its client went away, before
+    /// the token check.
     pub token_ok: Option<bool>,
     /// When the request arrived.
     pub received_at: DateTime<Utc>,
-    /// The time from arrival to response, including any configured delay.
+    /// The time from arrival to response, including any configured delay,
+    /// or to the moment the client went away.
     pub elapsed: Duration,
 }
 
+/// The status recorded for a request whose client went away before the
+/// response, as nginx logs it. No response with this status is sent.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// A snapshot of the receiver's counters.
 ///
-/// Every request that gets a response adds 1 to `requests` and to exactly one of
-/// `accepted`, `valid_non_2xx`, `rejected_auth`, `invalid_body`,
-/// `too_large`, `injected_failures`, `redirected` and
-/// `method_not_allowed`, so those eight add up to `requests` once no request
-/// is in flight. While requests are in flight, the eight may add up to more.
-/// A request whose client goes away before the response is not counted.
+/// Every request adds 1 to `requests` and to exactly one of `accepted`,
+/// `valid_non_2xx`, `rejected_auth`, `invalid_body`, `too_large`,
+/// `injected_failures`, `redirected`, `method_not_allowed` and
+/// `client_gone`, so those nine add up to `requests` once no request is in
+/// flight. While requests are in flight, the nine may add up to more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReceiverCounts {
-    /// Requests that got a response.
+    /// Requests that got a response or whose client went away first.
     pub requests: u64,
     /// Valid messages acknowledged with a 2xx status.
     pub accepted: u64,
@@ -90,6 +96,9 @@ pub struct ReceiverCounts {
     pub redirected: u64,
     /// Requests with a method other than POST, rejected with 405.
     pub method_not_allowed: u64,
+    /// Requests whose client closed the connection or reset the stream
+    /// before the response, for example while the configured delay ran.
+    pub client_gone: u64,
     /// General Webhook events in valid messages, whatever the response
     /// status.
     pub events: u64,
@@ -125,6 +134,7 @@ impl fmt::Display for ReceiverCounts {
             ("  injected failures", self.injected_failures),
             ("  redirected", self.redirected),
             ("  method not allowed", self.method_not_allowed),
+            ("  client gone, no response", self.client_gone),
             ("general messages", self.general_messages),
             ("  events", self.events),
             ("integration messages", self.integration_messages),
@@ -161,6 +171,7 @@ pub(super) struct Counters {
     pub(super) injected_failures: AtomicU64,
     pub(super) redirected: AtomicU64,
     pub(super) method_not_allowed: AtomicU64,
+    pub(super) client_gone: AtomicU64,
     pub(super) events: AtomicU64,
     pub(super) general_messages: AtomicU64,
     pub(super) integration_messages: AtomicU64,
@@ -168,23 +179,6 @@ pub(super) struct Counters {
     pub(super) in_flight: AtomicU64,
     /// Requests that reached the `fail_first` step.
     pub(super) fail_first_seen: AtomicU64,
-}
-
-/// Counts one request in flight for as long as it lives, including when
-/// the handler is dropped because the client went away.
-pub(super) struct InFlightGuard<'a>(&'a AtomicU64);
-
-impl<'a> InFlightGuard<'a> {
-    pub(super) fn enter(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard(counter)
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Adds `amount` to `counter` and returns the new value.
@@ -209,6 +203,7 @@ impl Counters {
             injected_failures: load(&self.injected_failures),
             redirected: load(&self.redirected),
             method_not_allowed: load(&self.method_not_allowed),
+            client_gone: load(&self.client_gone),
             events: load(&self.events),
             general_messages: load(&self.general_messages),
             integration_messages: load(&self.integration_messages),
@@ -231,7 +226,7 @@ pub(super) struct Inner {
     pub(super) success_status: StatusCode,
     /// The redirect status, checked when the router was built.
     pub(super) redirect_status: Option<StatusCode>,
-    pub(super) redactor: Redactor,
+    pub(super) redactor: RequestRedactor,
     /// Whether any of `print`, `record` or `keep_requests` needs more than
     /// the counters.
     pub(super) needs_details: bool,
@@ -267,16 +262,7 @@ impl ReceiverState {
         redirect_status: Option<StatusCode>,
         record: Option<File>,
     ) -> Self {
-        let mut redactor = Redactor::new(config.token.iter());
-        if let Some(token) = &config.token {
-            // The record file is JSON, where a token with quotes or
-            // backslashes appears escaped.
-            let quoted = serde_json::to_string(token).unwrap_or_default();
-            let escaped = quoted
-                .strip_prefix('"')
-                .and_then(|rest| rest.strip_suffix('"'));
-            redactor.add(escaped.unwrap_or(token));
-        }
+        let redactor = RequestRedactor::new(config.token.as_deref(), &config.token_param);
         let needs_details = config.print || config.keep_requests || record.is_some();
         let requests = config.keep_requests.then(|| Mutex::new(Vec::new()));
         ReceiverState {
@@ -293,7 +279,8 @@ impl ReceiverState {
         }
     }
 
-    /// Returns every request responded to so far, oldest first. Empty unless
+    /// Returns every request responded to so far, and every request whose
+    /// client went away first, oldest first. Empty unless
     /// [`ReceiverConfig::keep_requests`] is set.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         match &self.inner.requests {

@@ -4,10 +4,12 @@
 //! `<failure>` whose message is its first finding and whose text lists all
 //! findings and the fix. A skipped check is `<skipped>` with the reason.
 //! JUnit has no warning status, so a check that passed with a warning is a
-//! success whose `<system-out>` contains the warnings.
+//! success whose `<system-out>` contains the warnings. Steps skipped within
+//! a check that ran are listed in `<system-out>` too.
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::terminal;
 use crate::conformance::{CheckReport, CheckStatus, SuiteReport};
 
 /// The name of the report and of its one test suite.
@@ -57,12 +59,21 @@ fn test_case(check: &CheckReport) -> TestCase {
     let mut case = TestCase::new(check.name.as_str(), status);
     case.set_classname(check.file.as_str());
     case.set_time(check.elapsed);
+    let mut notes: Vec<String> = Vec::new();
     if check.status == CheckStatus::Warn {
-        let warnings: Vec<String> = findings
-            .iter()
-            .map(|line| format!("warning: {line}"))
-            .collect();
-        case.set_system_out(format!("{}\nfix: {}\n", warnings.join("\n"), check.fix));
+        notes.extend(findings.iter().map(|line| format!("warning: {line}")));
+    }
+    if check.status != CheckStatus::Skip {
+        notes.extend(
+            terminal::skipped_steps(check)
+                .map(|(step, reason)| format!("skipped step: {step}: {reason}")),
+        );
+    }
+    if check.status == CheckStatus::Warn {
+        notes.push(format!("fix: {}", check.fix));
+    }
+    if !notes.is_empty() {
+        case.set_system_out(format!("{}\n", notes.join("\n")));
     }
     case
 }

@@ -3,9 +3,11 @@
 //!
 //! Renderers are pure functions of the report, so that tests can feed them
 //! a report with fixed timings and compare the output with golden files.
-//! They print URLs as the report contains them, with the token already
-//! replaced; callers still pass the final text through the run's
-//! [`Redactor`](crate::secret::Redactor) before it leaves the process.
+//! They print the report's strings as they are: the runner redacts the
+//! token where a string is recorded (URLs, response excerpts, transport
+//! errors), and the rendered text is not redacted again, because replacing
+//! a short token such as `test` in rendered JSON or XML would break its
+//! keys and markup.
 
 pub mod json;
 pub mod junit;

@@ -58,10 +58,23 @@ pub fn check_block(check: &CheckReport, name_width: usize) -> String {
     for finding in &check.findings {
         let _ = writeln!(text, "{DETAIL_INDENT}{}: {}", finding.step, finding.message);
     }
+    if check.status != CheckStatus::Skip {
+        for (step, reason) in skipped_steps(check) {
+            let _ = writeln!(text, "{DETAIL_INDENT}{step}: skipped: {reason}");
+        }
+    }
     if matches!(check.status, CheckStatus::Fail | CheckStatus::Warn) {
         text.push_str(&wrap_paragraph("fix: ", &check.fix));
     }
     text
+}
+
+/// Lists the steps of a check that were skipped, with their reasons.
+pub fn skipped_steps(check: &CheckReport) -> impl Iterator<Item = (&str, &str)> {
+    check.steps.iter().filter_map(|step| {
+        let reason = step.skip_reason.as_deref()?;
+        Some((step.name.as_str(), reason))
+    })
 }
 
 /// Renders the closing line with the counts and the wall time.

@@ -18,6 +18,10 @@ pub enum ScenarioErrorKind {
     NoFiles,
     /// A file could not be read.
     Read,
+    /// A file is larger than [`MAX_SCENARIO_FILE_BYTES`](super::MAX_SCENARIO_FILE_BYTES).
+    TooLarge,
+    /// A file is not valid UTF-8.
+    Encoding,
     /// The file is not valid TOML.
     Syntax,
     /// A key that the format does not have.
@@ -37,6 +41,12 @@ pub enum ScenarioErrorKind {
     UnknownAction,
     /// Two scenarios have the same name.
     DuplicateName,
+    /// Mistakes of a file left out of the output, after the first
+    /// [`MAX_ERRORS_PER_FILE`](super::MAX_ERRORS_PER_FILE).
+    Omitted {
+        /// How many were left out.
+        count: usize,
+    },
 }
 
 /// A 1-based line and column; the column counts characters, not bytes.

@@ -136,12 +136,14 @@ pub(super) struct RawExpect {
     pub latency_percentile: Option<RawPercentile>,
 }
 
-/// `latency_percentile = { percentile = 95, max = "50%" }`.
+/// `latency_percentile = { percentile = 95, max = "50%", severity = "warn" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPercentile {
     pub percentile: Spanned<f64>,
     pub max: Spanned<String>,
+    #[serde(default)]
+    pub severity: Option<Severity>,
 }
 
 /// `status`: one code, a list of codes, or a class such as `"2xx"`.

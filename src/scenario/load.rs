@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::Scenario;
 use super::error::{Position, ScenarioError, ScenarioErrorKind};
 use super::format::RawScenario;
-use super::validate::{BodyReader, Checker};
+use super::validate::{BodyReader, Checker, MAX_ERRORS_PER_FILE};
 
 /// The text of one scenario file and the path it is reported under.
 #[derive(Debug, Clone)]
@@ -19,13 +19,34 @@ pub struct SourceFile {
     pub text: String,
 }
 
+/// The largest scenario file that is parsed, 4 MiB. The suite's files are
+/// a few kilobytes, and a step of 100,000 listed events takes about
+/// 3.5 MiB.
+pub const MAX_SCENARIO_FILE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The scenarios that loaded and the mistakes in those that did not.
 #[derive(Debug, Default)]
 pub struct LoadOutcome {
     /// Valid scenarios, in file order.
     pub scenarios: Vec<Scenario>,
-    /// Every mistake found, in file order.
+    /// The mistakes found, in file order, at most
+    /// [`MAX_ERRORS_PER_FILE`](super::MAX_ERRORS_PER_FILE) per file and then
+    /// one [`ScenarioErrorKind::Omitted`] entry that counts the rest.
     pub errors: Vec<ScenarioError>,
+}
+
+impl LoadOutcome {
+    /// Returns the number of mistakes found, those left out of `errors`
+    /// included.
+    pub fn mistake_count(&self) -> usize {
+        self.errors
+            .iter()
+            .map(|error| match error.kind {
+                ScenarioErrorKind::Omitted { count } => count,
+                _ => 1,
+            })
+            .sum()
+    }
 }
 
 /// Lists the scenario files under `paths`: a file is taken as it is, and a
@@ -96,13 +117,9 @@ pub fn load(paths: &[PathBuf]) -> LoadOutcome {
     let (files, mut errors) = discover(paths);
     let mut sources = Vec::new();
     for path in files {
-        match std::fs::read_to_string(&path) {
+        match read_source(&path) {
             Ok(text) => sources.push(SourceFile { path, text }),
-            Err(error) => errors.push(ScenarioError::file(
-                &path,
-                ScenarioErrorKind::Read,
-                format!("failed to read the file: {error}"),
-            )),
+            Err(error) => errors.push(error),
         }
     }
     let mut outcome = load_sources(sources, &|path: &Path| std::fs::read(path));
@@ -111,12 +128,71 @@ pub fn load(paths: &[PathBuf]) -> LoadOutcome {
     outcome
 }
 
+/// Reads one scenario file, refusing one over the size limit before
+/// reading it whole.
+fn read_source(path: &Path) -> Result<String, ScenarioError> {
+    let read_error = |error: io::Error| {
+        ScenarioError::file(
+            path,
+            ScenarioErrorKind::Read,
+            format!("failed to read the file: {error}"),
+        )
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_SCENARIO_FILE_BYTES as u64 {
+        return Err(too_large(path, size));
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    String::from_utf8(bytes).map_err(|error| not_utf8(path, error.as_bytes()))
+}
+
+/// Describes the first byte of `bytes` that is not UTF-8, at its line and
+/// column.
+fn not_utf8(path: &Path, bytes: &[u8]) -> ScenarioError {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(error) => error.valid_up_to(),
+    };
+    // The prefix is valid UTF-8 by construction, so the lossy conversion
+    // changes nothing and gives the line and column of the invalid byte.
+    let before = String::from_utf8_lossy(&bytes[..valid]);
+    let byte = bytes.get(valid).copied().unwrap_or_default();
+    ScenarioError::at(
+        path,
+        &before,
+        valid..valid,
+        ScenarioErrorKind::Encoding,
+        format!(
+            "the file is not valid UTF-8: byte 0x{byte:02X} is not part of a UTF-8 \
+             character; save the file as UTF-8"
+        ),
+    )
+}
+
+fn too_large(path: &Path, size: u64) -> ScenarioError {
+    ScenarioError::file(
+        path,
+        ScenarioErrorKind::TooLarge,
+        format!(
+            "the file has {size} bytes, more than the limit of {MAX_SCENARIO_FILE_BYTES} \
+             (4 MiB) for a scenario file; split it into several files, or send a large body \
+             with body_file"
+        ),
+    )
+}
+
 /// Parses `sources` in order, reading body files through `read_body`, and
 /// rejects a scenario whose name an earlier one already has.
 pub fn load_sources(sources: Vec<SourceFile>, read_body: BodyReader<'_>) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for source in sources {
+        if source.text.len() > MAX_SCENARIO_FILE_BYTES {
+            outcome
+                .errors
+                .push(too_large(&source.path, source.text.len() as u64));
+            continue;
+        }
         match parse_with_position(&source.path, &source.text, read_body) {
             Ok((scenario, position)) => {
                 if let Some(first) = names.get(&scenario.name) {
@@ -169,6 +245,18 @@ fn parse_with_position(
             // the mistakes read top to bottom.
             let mut errors = checker.errors;
             errors.sort_by_key(|error| error.position.map(|p| (p.line, p.column)));
+            let omitted = checker.found - errors.len();
+            if omitted > 0 {
+                let noun = if omitted == 1 { "mistake" } else { "mistakes" };
+                errors.push(ScenarioError::file(
+                    path,
+                    ScenarioErrorKind::Omitted { count: omitted },
+                    format!(
+                        "{omitted} more {noun} not shown; only the first {MAX_ERRORS_PER_FILE} \
+                         of a file are listed, so fix these and run again"
+                    ),
+                ));
+            }
             Err(errors)
         }
     }
@@ -262,7 +350,7 @@ mod tests {
     fn latency_limits_take_durations_and_shares() {
         let scenario = parse(
             "[[steps]]\nrealistic = 1\n[steps.expect]\nmax_latency = \"750ms\"\n\
-             latency_percentile = { percentile = 99.5, max = \"25%\" }\n",
+             latency_percentile = { percentile = 99.5, max = \"25%\", severity = \"warn\" }\n",
         )
         .unwrap();
         let expect = &scenario.steps[0].expect;
@@ -272,6 +360,8 @@ mod tests {
         );
         let percentile = expect.latency_percentile.unwrap();
         assert_eq!(percentile.percentile, 99.5);
+        assert_eq!(percentile.severity, Severity::Warn);
+        assert_eq!(expect.severity, Severity::Fail);
         assert_eq!(
             percentile.max.resolve(Duration::from_secs(4)),
             Duration::from_secs(1)

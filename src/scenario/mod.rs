@@ -32,8 +32,13 @@ pub use builtin::{
     BUILTIN_ROOT, builtin_file_names, builtin_sources, default_folder, load_builtin,
 };
 pub use error::{Position, ScenarioError, ScenarioErrorKind};
-pub use load::{LoadOutcome, SourceFile, discover, load, load_sources, parse_scenario};
-pub use validate::{BodyReader, MAX_CONCURRENCY, MAX_ENTERPRISES, MAX_STEP_EVENTS, MAX_STEP_SENDS};
+pub use load::{
+    LoadOutcome, MAX_SCENARIO_FILE_BYTES, SourceFile, discover, load, load_sources, parse_scenario,
+};
+pub use validate::{
+    BodyReader, MAX_CONCURRENCY, MAX_ENTERPRISES, MAX_ERRORS_PER_FILE, MAX_STEP_EVENTS,
+    MAX_STEP_SENDS,
+};
 
 /// Whether a finding fails the check or only warns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,13 +84,12 @@ pub struct Scenario {
 
 impl Scenario {
     /// Returns whether the check needs the receiver's real token: its
-    /// `[requires]` table asks for one, or a step sends a missing or wrong
-    /// token, which only shows something when the receiver has a token to
-    /// compare with.
+    /// `[requires]` table asks for one, or a step's meaning depends on it
+    /// (see [`Step::needs_token`]).
     pub fn needs_token(&self) -> bool {
         self.requires.token
             || self.requires.token_characters.is_some()
-            || self.steps.iter().any(|step| step.token != TokenMode::Right)
+            || self.steps.iter().any(Step::needs_token)
     }
 
     /// Returns the highest severity of the steps' expectations, shown by
@@ -93,7 +97,11 @@ impl Scenario {
     pub fn worst_severity(&self) -> Severity {
         self.steps
             .iter()
-            .map(|step| step.expect.severity)
+            .flat_map(|step| {
+                let percentile = step.expect.latency_percentile.map(|limit| limit.severity);
+                [Some(step.expect.severity), percentile]
+            })
+            .flatten()
             .max()
             .unwrap_or(self.severity)
     }
@@ -144,6 +152,16 @@ pub struct Step {
     pub expect: Expectation,
 }
 
+impl Step {
+    /// Returns whether the step shows something only when the receiver's
+    /// token is known: it sends a missing, wrong or derived token, which a
+    /// receiver without a token accepts, or the right token under another
+    /// parameter name, which without a token would send nothing.
+    pub fn needs_token(&self) -> bool {
+        self.token.needs_token() || self.token_param.is_some()
+    }
+}
+
 /// The messages a step sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageSource {
@@ -181,7 +199,7 @@ pub struct EventSpec {
 
 /// The token a step sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum TokenMode {
     /// The receiver's token, when one is known.
     Right,
@@ -189,6 +207,26 @@ pub enum TokenMode {
     Missing,
     /// A token that is not the receiver's.
     Wrong,
+    /// The token parameter with an empty value.
+    Empty,
+    /// The receiver's token without its last character, which a receiver
+    /// that accepts any prefix of its secret lets through.
+    Prefix,
+    /// The receiver's token with one more character, which a receiver that
+    /// compares only the length of its secret lets through.
+    Extended,
+    /// The receiver's token with the case of every letter swapped, which a
+    /// receiver that compares without case lets through.
+    SwappedCase,
+}
+
+impl TokenMode {
+    /// Returns whether a step in this mode sends a value derived from the
+    /// receiver's token, or is meant to send none, so that it shows
+    /// something only when the token is known.
+    pub fn needs_token(self) -> bool {
+        self != TokenMode::Right
+    }
 }
 
 /// The order a step's messages are sent in.
@@ -273,6 +311,9 @@ pub struct PercentileLimit {
     pub percentile: f64,
     /// The highest allowed latency at that percentile.
     pub max: LatencyLimit,
+    /// Whether a percentile above `max` fails the check or only warns;
+    /// the expectation's severity unless the file sets its own.
+    pub severity: Severity,
 }
 
 /// The expectations a step's responses must meet.
@@ -289,7 +330,8 @@ pub struct Expectation {
     /// redirects are never followed, so they fail every expectation of a
     /// response.
     pub allow_redirects: bool,
-    /// Whether a miss fails the check or only warns.
+    /// Whether a miss fails the check or only warns. A percentile limit
+    /// may set its own.
     pub severity: Severity,
     /// A limit on a percentile of the step's latencies.
     pub latency_percentile: Option<PercentileLimit>,

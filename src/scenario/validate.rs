@@ -45,12 +45,21 @@ pub const MAX_ENTERPRISES: usize = 1000;
 /// copy of the suite.
 pub type BodyReader<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
 
+/// The maximum number of mistakes reported per scenario file; the rest
+/// are counted. Finding a mistake's line scans the file from its start, so
+/// the cap also keeps a file with many thousands of mistakes from taking
+/// quadratic time.
+pub const MAX_ERRORS_PER_FILE: usize = 50;
+
 /// Collects the mistakes of one file.
 pub(super) struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
     read_body: BodyReader<'a>,
+    /// The first [`MAX_ERRORS_PER_FILE`] mistakes found.
     pub errors: Vec<ScenarioError>,
+    /// Every mistake found, those left out of `errors` included.
+    pub found: usize,
 }
 
 impl<'a> Checker<'a> {
@@ -60,12 +69,32 @@ impl<'a> Checker<'a> {
             text,
             read_body,
             errors: Vec::new(),
+            found: 0,
         }
     }
 
     fn error(&mut self, span: Range<usize>, kind: ScenarioErrorKind, message: String) {
-        self.errors
-            .push(ScenarioError::at(self.file, self.text, span, kind, message));
+        self.error_with(span, kind, || message);
+    }
+
+    /// Records a mistake, building its message only when it will be shown,
+    /// because a suggestion costs an edit-distance search.
+    fn error_with(
+        &mut self,
+        span: Range<usize>,
+        kind: ScenarioErrorKind,
+        message: impl FnOnce() -> String,
+    ) {
+        self.found += 1;
+        if self.errors.len() < MAX_ERRORS_PER_FILE {
+            self.errors.push(ScenarioError::at(
+                self.file,
+                self.text,
+                span,
+                kind,
+                message(),
+            ));
+        }
     }
 
     fn invalid(&mut self, span: Range<usize>, message: String) {
@@ -101,7 +130,7 @@ impl<'a> Checker<'a> {
             .filter_map(|(index, step)| self.check_step(index, step, severity))
             .collect();
 
-        if !self.errors.is_empty() {
+        if self.found > 0 {
             return None;
         }
         Some(Scenario {
@@ -179,7 +208,7 @@ impl<'a> Checker<'a> {
         step: Spanned<RawStep>,
         scenario_severity: Severity,
     ) -> Option<Step> {
-        let errors_before = self.errors.len();
+        let errors_before = self.found;
         let span = step.span();
         let raw = step.into_inner();
 
@@ -258,7 +287,7 @@ impl<'a> Checker<'a> {
 
         let expect = self.check_expect(raw.expect, scenario_severity);
 
-        if self.errors.len() > errors_before {
+        if self.found > errors_before {
             return None;
         }
         Some(Step {
@@ -445,12 +474,10 @@ impl<'a> Checker<'a> {
             if allow_unknown || is_known_action(name) {
                 continue;
             }
-            let lead = format!("unknown action \"{name}\"");
-            self.error(
-                action.span(),
-                ScenarioErrorKind::UnknownAction,
-                unknown_word_message(&lead, name, &ACTIONS, "actions"),
-            );
+            self.error_with(action.span(), ScenarioErrorKind::UnknownAction, || {
+                let lead = format!("unknown action \"{name}\"");
+                unknown_word_message(&lead, name, &ACTIONS, "actions")
+            });
         }
         Some(MessageSource::Actions(
             actions
@@ -466,12 +493,10 @@ impl<'a> Checker<'a> {
         if allow_unknown || is_known_discriminator(text) {
             return;
         }
-        let lead = format!("unknown discriminator \"{text}\"");
-        self.error(
-            name.span(),
-            ScenarioErrorKind::UnknownDiscriminator,
-            unknown_word_message(&lead, text, &DISCRIMINATORS, "discriminators"),
-        );
+        self.error_with(name.span(), ScenarioErrorKind::UnknownDiscriminator, || {
+            let lead = format!("unknown discriminator \"{text}\"");
+            unknown_word_message(&lead, text, &DISCRIMINATORS, "discriminators")
+        });
     }
 
     fn read_body_file(
@@ -525,16 +550,17 @@ impl<'a> Checker<'a> {
             Some(text) => self.latency_limit(text, "max_latency"),
             None => LatencyLimit::DeadlineShare(100.0),
         };
+        let severity = raw.severity.unwrap_or(scenario_severity);
         let latency_percentile = raw
             .latency_percentile
             .as_ref()
-            .map(|raw| self.check_percentile(raw));
+            .map(|raw| self.check_percentile(raw, severity));
         Expectation {
             outcome,
             status,
             max_latency,
             allow_redirects: raw.allow_redirects.unwrap_or(true),
-            severity: raw.severity.unwrap_or(scenario_severity),
+            severity,
             latency_percentile,
         }
     }
@@ -631,7 +657,7 @@ impl<'a> Checker<'a> {
         implied
     }
 
-    fn check_percentile(&mut self, raw: &RawPercentile) -> PercentileLimit {
+    fn check_percentile(&mut self, raw: &RawPercentile, severity: Severity) -> PercentileLimit {
         let percentile = *raw.percentile.get_ref();
         if !(percentile > 0.0 && percentile <= 100.0) {
             self.invalid(
@@ -642,6 +668,7 @@ impl<'a> Checker<'a> {
         PercentileLimit {
             percentile,
             max: self.latency_limit(&raw.max, "max"),
+            severity: raw.severity.unwrap_or(severity),
         }
     }
 
