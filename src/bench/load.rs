@@ -182,6 +182,8 @@ struct OpenPlan {
     warmup_indices: u64,
     /// Indices at or above this are never sent.
     end_index: u64,
+    /// The lag after which a send counts as late.
+    late_after: Duration,
 }
 
 /// Lays out the open-loop schedule of `plan`, starting at `origin`; `None`
@@ -199,6 +201,7 @@ fn open_plan(plan: &LoadPlan, origin: Instant) -> Option<OpenPlan> {
         schedule: Schedule::new(origin, rate),
         warmup_indices,
         end_index: warmup_indices.saturating_add(measured),
+        late_after: plan.rules.late_after,
     })
 }
 
@@ -263,7 +266,9 @@ pub async fn drive<T: Transport>(
         let job = PacerJob {
             pacer: Pacer::new(open.schedule.rate(), open.end_index),
             origin,
-            end,
+            // Workers may still send within the on-time tolerance after
+            // the window ends, so the permits stay open that long.
+            end: end.map(|end| end + open.late_after),
             concurrency,
             permits: permits.clone(),
             stop: control.stop.clone(),
@@ -509,8 +514,11 @@ async fn open_worker<C: Connection>(
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         // Past the window, a request that could not go out in time is
-        // left unsent, and counted as such.
-        if index >= open.end_index || shared.end.is_some_and(|end| sent >= end) {
+        // left unsent, and counted as such. The on-time tolerance extends
+        // the window, because a request due in its last microseconds
+        // leaves after its end by the pacer's normal lag.
+        let closed = shared.end.is_some_and(|end| sent >= end + open.late_after);
+        if index >= open.end_index || closed {
             return;
         }
         let intended = open.schedule.intended(index);

@@ -23,7 +23,8 @@ use super::schedule::Pacer;
 pub(super) struct PacerJob {
     pub(super) pacer: Pacer,
     pub(super) origin: Instant,
-    /// The end of the window, for a duration-limited run.
+    /// When the permits close, for a duration-limited run: the end of the
+    /// window plus the on-time tolerance.
     pub(super) end: Option<Instant>,
     pub(super) concurrency: usize,
     pub(super) permits: Arc<Semaphore>,
