@@ -187,6 +187,20 @@ async fn each_check_catches_its_fault() {
 }
 
 #[tokio::test]
+async fn out_of_order_messages_are_distinct() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::RejectDuplicateBody).await;
+    let report = run(
+        target(fixture.url(), Some(TOKEN)),
+        RunOptions::default(),
+        &[scenario_named("out-of-order-updates")],
+    )
+    .await;
+    let check = &report.checks[0];
+    assert_eq!(check.status, CheckStatus::Pass, "{:?}", check.findings);
+    assert_eq!(check.steps[0].attempts.len(), 4);
+}
+
+#[tokio::test]
 async fn headroom_warns_for_slow_receiver() {
     // The p95 of 20 latencies is the 19th fastest, so two slow responses
     // put it above half the deadline. Only two sends wait, which keeps the

@@ -473,3 +473,70 @@ async fn token_hidden_in_every_echoed_spelling() {
     // The cut falls inside the placeholder, never inside the token.
     assert_eq!(attempt.response_excerpt, format!("{padding}<redact"));
 }
+
+/// Serves HTTP/1.1 keep-alive responses and closes each connection after
+/// it has been idle for `idle`, as servers with a keep-alive timeout do.
+/// Returns the URL and a counter of accepted connections.
+async fn idle_closing_server(
+    idle: Duration,
+) -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    // A read that waits longer than `idle` ends the
+                    // connection, like a server's keep-alive timeout.
+                    let Ok(Ok(read)) = tokio::time::timeout(idle, socket.read(&mut buffer)).await
+                    else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    let answer = b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n";
+                    if socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (Url::parse(&format!("http://{addr}/")).unwrap(), connections)
+}
+
+#[tokio::test]
+async fn idle_connection_closed_by_server_is_not_a_failure() {
+    let (url, connections) = idle_closing_server(Duration::from_millis(200)).await;
+    let client = client(Duration::from_secs(5));
+
+    let first = client.attempt(&request(url.as_str())).await;
+    assert_eq!(first.outcome, Outcome::Delivered { status: 202 });
+    // The server has closed the pooled connection by now; the next
+    // attempt must notice and open a fresh one.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = client.attempt(&request(url.as_str())).await;
+
+    assert_eq!(second.outcome, Outcome::Delivered { status: 202 });
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn busy_connection_is_reused() {
+    let (url, connections) = idle_closing_server(Duration::from_secs(5)).await;
+    let client = client(Duration::from_secs(5));
+    for _ in 0..5 {
+        let attempt = client.attempt(&request(url.as_str())).await;
+        assert_eq!(attempt.outcome, Outcome::Delivered { status: 202 });
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

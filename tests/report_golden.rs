@@ -189,6 +189,8 @@ fn report() -> SuiteReport {
             .with_timezone(&Utc),
         elapsed: ms(2620),
         summary: StatusCounts::of(&checks),
+        interrupted: false,
+        token_rejected: false,
         checks,
     }
 }
@@ -238,4 +240,39 @@ fn junit_counts_failures_and_skips() {
         xml.contains(r#"tests="5" skipped="1" failures="1" errors="0""#),
         "{xml}"
     );
+}
+
+#[test]
+fn token_note_follows_summary() {
+    let mut report = report();
+    report.token_rejected = true;
+    let text = terminal::render(&report);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[lines.len() - 2].starts_with("5 checks in 2.62 s"),
+        "{text}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("note: the receiver answered 401 or 403"),
+        "{text}"
+    );
+}
+
+#[test]
+fn interrupted_run_is_marked() {
+    let mut report = report();
+    report.interrupted = true;
+    let text = terminal::render(&report);
+    assert!(
+        text.contains("\ninterrupted: the check in progress and the ones after it did not run"),
+        "{text}"
+    );
+    let xml = junit::render(&report).unwrap();
+    assert!(
+        xml.contains(r#"<property name="interrupted" value="true"/>"#),
+        "{xml}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&json::render(&report).unwrap()).unwrap();
+    assert_eq!(value["interrupted"], true);
+    assert!(!report.passed(), "an interrupted run does not pass");
 }

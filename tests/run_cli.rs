@@ -10,6 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use fixtures::{Fault, Fixture};
 use support::{assert_golden, normalize_run_output};
@@ -221,6 +222,9 @@ async fn list_prints_name_severity_and_summary() {
     let output = mewshook(&["run", "--list", &suite_folder()]).await;
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0));
+    for line in stdout.lines() {
+        assert!(line.contains("  severity: "), "{line}");
+    }
     assert_golden("run-list.txt", &stdout);
 }
 
@@ -262,7 +266,7 @@ async fn builtin_suite_runs_outside_a_checkout() {
 async fn invalid_flags_exit_two() {
     let folder = TempDir::new().unwrap();
     let missing_folder = folder.path().join("nowhere/report.xml");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["run", "--report", "html=report.html"],
             "unknown report kind \"html\"",
@@ -273,6 +277,8 @@ async fn invalid_flags_exit_two() {
             "no check matches --filter no-such-check",
         ),
         (&["run", "--timeout", "soon"], "invalid duration \"soon\""),
+        (&["run", "--timeout", "1ns"], "--timeout 1ns is below 1 ms"),
+        (&["run", "--timeout", "0s"], "--timeout 0s is below 1 ms"),
     ];
     for (args, expected) in cases {
         let output = mewshook(args).await;
@@ -280,6 +286,22 @@ async fn invalid_flags_exit_two() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+
+    let junit = format!("junit={}", folder.path().join("same.out").display());
+    let json = format!("json={}/./same.out", folder.path().display());
+    let output = mewshook(&["run", "--report", &junit, "--report", &json]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--report {junit} and --report {json} write the same file"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing runs with clashing reports"
+    );
 
     let report = format!("junit={}", missing_folder.display());
     let output = mewshook(&["run", "--report", &report]).await;
@@ -527,4 +549,201 @@ async fn common_word_tokens_keep_reports_intact() {
             "{token}"
         );
     }
+}
+
+#[tokio::test]
+async fn failure_reason_shows_redirect_chain() {
+    let fault = Fault::RedirectThen {
+        status: 307,
+        then: 401,
+    };
+    let fixture = Fixture::with_fault(Some(TOKEN), fault).await;
+    let folder = TempDir::new().unwrap();
+    let junit_path = folder.path().join("report.xml");
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--filter",
+        "redirect-status",
+        "--report",
+        &format!("junit={}", junit_path.display()),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+
+    let final_url = format!("{}redirected?Token=", fixture.url());
+    assert!(
+        stdout.contains(&format!(
+            "expected 2xx, but rejected with 401 after 307 → {final_url}<redacted> (send 1 of 1"
+        )),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    assert!(
+        junit.contains(&format!(
+            "rejected with 401 after 307 → {final_url}&lt;redacted&gt;"
+        )),
+        "{junit}"
+    );
+    assert_token_absent("stdout", &stdout);
+    assert_token_absent("junit", &junit);
+}
+
+#[tokio::test]
+async fn rejected_token_gets_one_clear_note() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::None).await;
+    let folder = TempDir::new().unwrap();
+    let json_path = folder.path().join("report.json");
+    let wrong = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        "not-the-token",
+        "--filter",
+        "general-discriminators",
+        "--filter",
+        "unknown-*",
+        "--report",
+        &format!("json={}", json_path.display()),
+    ])
+    .await;
+    let stdout = text(&wrong.stdout);
+    assert_eq!(wrong.status.code(), Some(1), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("note: the receiver answered 401 or 403 to every request with the token, so the token is probably wrong"),
+        "{stdout}"
+    );
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["token_rejected"], true);
+
+    let missing = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--filter",
+        "general-discriminators",
+    ])
+    .await;
+    let stdout = text(&missing.stdout);
+    assert!(
+        stdout.contains("so it probably needs its token; give it with --token"),
+        "{stdout}"
+    );
+
+    let right = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--filter",
+        "general-discriminators",
+    ])
+    .await;
+    assert!(
+        !text(&right.stdout).contains("note:"),
+        "{}",
+        text(&right.stdout)
+    );
+}
+
+#[tokio::test]
+async fn timeout_names_the_deadline() {
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(500))).await;
+    let output = mewshook(&[
+        "run",
+        &suite_folder(),
+        "--url",
+        fixture.url().as_str(),
+        "--token",
+        TOKEN,
+        "--timeout",
+        "100ms",
+        "--filter",
+        "content-type-charset",
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("expected 2xx, but no response within 100 ms (send 1 of 1"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn interrupt_writes_finished_checks() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    // Each response takes 100 ms: the first check sends one message, and
+    // the second sends 20, so it is still running when the signal comes.
+    let fixture = Fixture::with_fault(Some(TOKEN), Fault::Delay(Duration::from_millis(100))).await;
+    let folder = TempDir::new().unwrap();
+    let json_path = folder.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mewshook"))
+        .args([
+            "run",
+            &suite_folder(),
+            "--url",
+            fixture.url().as_str(),
+            "--token",
+            TOKEN,
+            "--filter",
+            "content-type-charset",
+            "--filter",
+            "latency-headroom",
+            "--report",
+            &format!("json={}", json_path.display()),
+        ])
+        .env_remove("MEWSHOOK_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.starts_with("PASS  content-type-charset") {
+            break;
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+
+    assert_eq!(status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("\ninterrupted: the check in progress and the ones after it did not run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 check in ") && stdout.contains(": 1 passed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("latency-headroom "), "{stdout}");
+    let json = std::fs::read_to_string(&json_path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["interrupted"], true);
+    assert_eq!(value["summary"]["checks"], 1);
 }

@@ -300,3 +300,50 @@ fn invalid_utf8_names_its_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn body_file_stays_in_the_folder() {
+    let root = TempDir::new().unwrap();
+    let outside = root.path().join("outside.json");
+    std::fs::write(&outside, "{}").unwrap();
+    let folder = root.path().join("checks");
+    std::fs::create_dir(&folder).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("link.json")).unwrap();
+
+    let cases = [
+        (
+            "parent.toml",
+            "../outside.json".to_string(),
+            "leaves the scenario file's folder",
+        ),
+        (
+            "deep.toml",
+            "bodies/../../outside.json".to_string(),
+            "leaves the scenario file's folder",
+        ),
+        (
+            "absolute.toml",
+            outside.display().to_string(),
+            "the path is absolute",
+        ),
+        (
+            "link.toml",
+            "link.json".to_string(),
+            "through a symbolic link",
+        ),
+    ];
+    for (name, body_file, expected) in cases {
+        let text = format!("{HEADER}\n[[steps]]\nbody_file = \"{body_file}\"\n");
+        let path = write(&folder, name, &text);
+        let output = mewshook(&["run", "--list", &path]);
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: {path}:7:13: invalid body_file \"{body_file}\": "
+            )),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}

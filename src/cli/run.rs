@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mewshook::conformance::{
-    NameFilter, RunOptions, Runner, RunnerError, SuiteReport, Target, selects,
+    CheckReport, NameFilter, RunOptions, Runner, RunnerError, SuiteReport, Target, selects,
     start_embedded_receiver,
 };
 use mewshook::exit;
@@ -15,6 +15,7 @@ use mewshook::report::{ReportKind, ReportRequest, json, junit, terminal};
 use mewshook::scenario::{self, LoadOutcome, Scenario};
 
 use super::common::{TokenArgs, parse_duration, parse_http_url, resolve_token};
+use super::signal::StopSignal;
 
 /// Arguments of `mewshook run`.
 #[derive(Debug, Args)]
@@ -37,7 +38,11 @@ Exit codes:
   1  a check failed
   2  invalid input: a bad flag or scenario file, or no check matches --filter
   3  runtime error, for example the embedded receiver cannot bind a port or a
-     report cannot be written")]
+     report cannot be written, or the run was interrupted
+
+Ctrl-C (or SIGTERM) stops the run between checks: the check in progress is
+abandoned, the summary and the reports cover the finished checks and say
+that the run was interrupted, and run exits with 3.")]
 pub struct RunArgs {
     /// Scenario files or folders; folders are searched recursively for
     /// *.toml [default: scenarios/, or the built-in suite].
@@ -66,13 +71,13 @@ pub struct RunArgs {
     list: bool,
 
     /// Run only checks whose name contains PATTERN, or matches it whole as
-    /// a glob when it has * or ? (repeatable: a check runs when any
-    /// pattern matches).
+    /// a glob when it has * or ?, ignoring case (repeatable: a check runs
+    /// when any pattern matches).
     #[arg(long, value_name = "PATTERN")]
     filter: Vec<String>,
 
     /// Deadline of one attempt, covering connect, redirects and the
-    /// response body; Mews allows 5 s.
+    /// response body; at least 1ms. Mews allows 5 s.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
@@ -119,10 +124,11 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
             "--token-param is empty; give a query parameter name such as Token".to_string(),
         ));
     }
-    if args.timeout.is_zero() {
-        return Err(Failure::Input(
-            "--timeout is zero; give a positive duration such as 5s".to_string(),
-        ));
+    if args.timeout < Duration::from_millis(1) {
+        return Err(Failure::Input(format!(
+            "--timeout {} is below 1 ms, too short for any response; give a deadline such as 5s",
+            humantime::format_duration(args.timeout)
+        )));
     }
     let scenarios = select(load_scenarios(&args.paths)?, &args.filter)?;
     if args.list {
@@ -159,18 +165,33 @@ async fn execute(args: RunArgs) -> Result<i32, Failure> {
         RunnerError::EmptyTokenParam => Failure::Input(error.to_string()),
         RunnerError::Client(_) => Failure::Runtime(error.to_string()),
     })?;
-    let report = run_with_progress(&runner, &scenarios, args.timeout).await;
+    // Ctrl-C or SIGTERM ends the run between checks rather than the
+    // process, so that the finished checks still reach the reports.
+    let mut stop_signal = StopSignal::new()
+        .map_err(|error| Failure::Runtime(format!("failed to listen for Ctrl-C: {error}")))?;
+    let report = run_with_progress(&runner, &scenarios, args.timeout, stop_signal.recv()).await;
     if let Some(receiver) = receiver {
-        receiver.stop().await;
+        if report.interrupted {
+            // Attempts of the abandoned check may still be in flight; do
+            // not keep an interrupted user waiting for their deadline.
+            let _ = tokio::time::timeout(RECEIVER_STOP_GRACE, receiver.stop()).await;
+        } else {
+            receiver.stop().await;
+        }
     }
 
     write_reports(&args.report, &report)?;
-    Ok(if report.passed() {
+    Ok(if report.interrupted {
+        exit::RUNTIME_ERROR
+    } else if report.passed() {
         exit::SUCCESS
     } else {
         exit::FAILURE
     })
 }
+
+/// How long an interrupted run waits for the embedded receiver to stop.
+const RECEIVER_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Loads the scenarios, printing every mistake found before giving up.
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Failure> {
@@ -214,9 +235,10 @@ fn select(scenarios: Vec<Scenario>, patterns: &[String]) -> Result<Vec<Scenario>
     Ok(selected)
 }
 
-/// Fails early when a report's folder does not exist, rather than after
-/// the whole suite has run.
+/// Fails early when a report's folder does not exist, or two reports
+/// would write the same file, rather than after the whole suite has run.
 fn check_report_folders(reports: &[ReportRequest]) -> Result<(), Failure> {
+    let mut targets: Vec<(PathBuf, &ReportRequest)> = Vec::new();
     for request in reports {
         let folder = request.path.parent().unwrap_or(Path::new(""));
         if !folder.as_os_str().is_empty() && !folder.is_dir() {
@@ -225,8 +247,42 @@ fn check_report_folders(reports: &[ReportRequest]) -> Result<(), Failure> {
                 request.path.display()
             )));
         }
+        let target = resolved_report_path(folder, &request.path);
+        if let Some((_, first)) = targets.iter().find(|(other, _)| *other == target) {
+            return Err(Failure::Input(format!(
+                "--report {} and --report {} write the same file; give each report its own path",
+                describe_request(first),
+                describe_request(request)
+            )));
+        }
+        targets.push((target, request));
     }
     Ok(())
+}
+
+/// Returns the file a report is written to, with its folder resolved, so
+/// that `out.json` and `./out.json` compare equal.
+fn resolved_report_path(folder: &Path, path: &Path) -> PathBuf {
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    match path.file_name() {
+        Some(name) => folder.join(name),
+        None => folder,
+    }
+}
+
+fn describe_request(request: &ReportRequest) -> String {
+    let kind = match request.kind {
+        ReportKind::Junit => "junit",
+        ReportKind::Json => "json",
+    };
+    format!("{kind}={}", request.path.display())
 }
 
 /// Runs the suite, printing the header, each check as it finishes and the
@@ -235,16 +291,14 @@ async fn run_with_progress(
     runner: &Runner,
     scenarios: &[Scenario],
     deadline: Duration,
+    stop: impl Future<Output = ()>,
 ) -> SuiteReport {
     let width = terminal::name_width(scenarios.iter().map(|s| s.name.as_str()));
     let header = terminal::header(&runner.target_summary(), scenarios.len(), deadline);
     print_now(&header);
 
-    let report = runner
-        .run(scenarios, |check| {
-            print_now(&terminal::check_block(check, width));
-        })
-        .await;
+    let on_check = |check: &CheckReport| print_now(&terminal::check_block(check, width));
+    let report = runner.run_until(scenarios, on_check, stop).await;
     print_now(&terminal::summary_line(&report));
     report
 }

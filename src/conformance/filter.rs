@@ -1,28 +1,31 @@
 //! Selecting checks by name with `--filter`.
 
 /// One `--filter` pattern: a glob when it contains `*` or `?`, otherwise a
-/// substring. Matching is case-sensitive, like the check names.
+/// substring. Matching ignores letter case, so `Token` selects
+/// `missing-token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameFilter {
-    /// Matches names that contain the text.
+    /// Matches names that contain the text, stored in lower case.
     Substring(String),
     /// Matches whole names: `*` matches any run of characters, `?` one
-    /// character.
+    /// character. Stored in lower case.
     Glob(String),
 }
 
 impl NameFilter {
     /// Reads a pattern as given on the command line.
     pub fn new(pattern: &str) -> NameFilter {
+        let pattern = pattern.to_lowercase();
         if pattern.contains(['*', '?']) {
-            NameFilter::Glob(pattern.to_string())
+            NameFilter::Glob(pattern)
         } else {
-            NameFilter::Substring(pattern.to_string())
+            NameFilter::Substring(pattern)
         }
     }
 
-    /// Returns whether `name` matches.
+    /// Returns whether `name` matches, ignoring letter case.
     pub fn matches(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
         match self {
             NameFilter::Substring(text) => name.contains(text.as_str()),
             NameFilter::Glob(pattern) => {
@@ -86,6 +89,13 @@ mod tests {
         assert!(NameFilter::new("*").matches(""));
         assert!(NameFilter::new("a*b*c").matches("aXXbYYc"));
         assert!(!NameFilter::new("a*b*c").matches("aXXbYY"));
+    }
+
+    #[test]
+    fn matching_ignores_case() {
+        assert!(NameFilter::new("Token").matches("missing-token"));
+        assert!(NameFilter::new("*-TOKEN").matches("wrong-token"));
+        assert!(NameFilter::new("batch").matches("Batch-Size"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::result::{AttemptReport, Finding, format_duration, percentile};
-use crate::delivery::Outcome;
+use crate::delivery::{Outcome, TimeoutPhase};
 use crate::scenario::{Expectation, ExpectedOutcome, LatencyLimit, Step};
 
 /// Returns the findings for `attempts`, the attempts of `step`, under a
@@ -22,7 +22,7 @@ pub(super) fn judge_step(
     let expect = &step.expect;
     let mut problems: Vec<(String, Vec<&AttemptReport>)> = Vec::new();
     for attempt in attempts {
-        for problem in attempt_problems(expect, attempt) {
+        for problem in attempt_problems(expect, attempt, deadline) {
             match problems.iter_mut().find(|(text, _)| *text == problem) {
                 Some((_, list)) => list.push(attempt),
                 None => problems.push((problem, vec![attempt])),
@@ -56,23 +56,45 @@ pub(super) fn judge_step(
 }
 
 /// Lists the problems of one attempt, apart from its latency.
-fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String> {
+fn attempt_problems(
+    expect: &Expectation,
+    attempt: &AttemptReport,
+    deadline: Duration,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let wanted = expected_words(expect);
+    let after = redirect_chain(attempt);
     match (&attempt.outcome, expect.outcome) {
         (Outcome::Delivered { status }, ExpectedOutcome::Accepted)
         | (Outcome::Rejected { status }, ExpectedOutcome::Rejected) => {
             if let Some(set) = &expect.status
                 && !set.contains(*status)
             {
-                problems.push(format!("expected {wanted}, but responded with {status}"));
+                problems.push(format!(
+                    "expected {wanted}, but responded with {status}{after}"
+                ));
             }
         }
         (Outcome::Delivered { status }, ExpectedOutcome::Rejected) => {
-            problems.push(format!("expected {wanted}, but accepted with {status}"));
+            problems.push(format!(
+                "expected {wanted}, but accepted with {status}{after}"
+            ));
+        }
+        (Outcome::TimedOut { phase }, _) => {
+            let deadline = format_duration(deadline);
+            let what = match phase {
+                TimeoutPhase::Headers => format!("no response within {deadline}"),
+                TimeoutPhase::Body => {
+                    format!("the response body was not complete within {deadline}")
+                }
+            };
+            problems.push(format!("expected {wanted}, but {what}{after}"));
         }
         (outcome, _) => {
-            problems.push(format!("expected {wanted}, but {}", outcome.describe()));
+            problems.push(format!(
+                "expected {wanted}, but {}{after}",
+                outcome.describe()
+            ));
         }
     }
 
@@ -88,6 +110,21 @@ fn attempt_problems(expect: &Expectation, attempt: &AttemptReport) -> Vec<String
         ));
     }
     problems
+}
+
+/// Describes the redirects an attempt followed before its outcome, such as
+/// ` after 307 → http://127.0.0.1:8080/final`, or nothing without any. The
+/// locations are redacted where they are recorded.
+fn redirect_chain(attempt: &AttemptReport) -> String {
+    if attempt.redirects.is_empty() {
+        return String::new();
+    }
+    let hops: Vec<String> = attempt
+        .redirects
+        .iter()
+        .map(|hop| format!("{} → {}", hop.status, hop.location))
+        .collect();
+    format!(" after {}", hops.join(", "))
 }
 
 /// Describes the expected response: `2xx`, `401 or 403`, `a 4xx or 5xx
@@ -196,7 +233,7 @@ fn describe_limit(limit: LatencyLimit, deadline: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::{ConnectionErrorKind, RedirectHop, TimeoutPhase};
+    use crate::delivery::{ConnectionErrorKind, RedirectHop};
     use crate::payload::WebhookKind;
     use crate::scenario::{MessageSource, Order, PercentileLimit, Severity, StatusSet, TokenMode};
 
@@ -337,7 +374,10 @@ mod tests {
                 ],
             );
             assert_eq!(findings.len(), 2, "{findings:?}");
-            assert!(findings[0].contains(", but timed out waiting for the response headers"));
+            assert!(
+                findings[0].contains(", but no response within 5 s (send 1"),
+                "{findings:?}"
+            );
             assert!(findings[1].contains(", but connection reset: closed"));
         }
     }
@@ -374,6 +414,26 @@ mod tests {
         assert!(
             findings[0].starts_with("expected a response without a redirect, but redirected 307 to http://127.0.0.1:9/redirected"),
             "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn failure_after_redirect_names_chain() {
+        let mut rejected = attempt(1, Outcome::Rejected { status: 401 }, 2);
+        for (status, path) in [(307, "moved"), (308, "final")] {
+            rejected.redirects.push(RedirectHop {
+                status,
+                location: format!("http://127.0.0.1:9/{path}?Token=<redacted>"),
+            });
+        }
+        assert_eq!(
+            judge(accepted(), &[rejected]),
+            vec![
+                "expected 2xx, but rejected with 401 after 307 → \
+                 http://127.0.0.1:9/moved?Token=<redacted>, 308 → \
+                 http://127.0.0.1:9/final?Token=<redacted> (send 1 of 1: 1 General event, \
+                 PaymentUpdated)"
+            ]
         );
     }
 

@@ -141,23 +141,49 @@ impl Runner {
     pub async fn run(
         &self,
         scenarios: &[Scenario],
+        on_check: impl FnMut(&CheckReport),
+    ) -> SuiteReport {
+        self.run_until(scenarios, on_check, std::future::pending())
+            .await
+    }
+
+    /// Runs like [`run`](Self::run) until `stop` completes. Then the check
+    /// in progress is abandoned without a record, no further check starts,
+    /// and the report holds the finished checks with `interrupted` set.
+    /// Attempts of the abandoned check that are in flight run on in the
+    /// background until their deadline.
+    pub async fn run_until(
+        &self,
+        scenarios: &[Scenario],
         mut on_check: impl FnMut(&CheckReport),
+        stop: impl Future<Output = ()>,
     ) -> SuiteReport {
         let started_at = chrono::Utc::now();
         let started = Instant::now();
         let mut checks = Vec::with_capacity(scenarios.len());
+        let mut interrupted = false;
+        let mut stop = std::pin::pin!(stop);
         for scenario in scenarios {
-            let check = self.run_check(scenario).await;
+            let check = tokio::select! {
+                check = self.run_check(scenario) => check,
+                () = &mut stop => {
+                    tracing::info!(check = %scenario.name, "run interrupted");
+                    interrupted = true;
+                    break;
+                }
+            };
             on_check(&check);
             checks.push(check);
         }
         SuiteReport {
+            interrupted,
             target: self.target_summary(),
             deadline: self.options.deadline,
             seed: self.options.seed,
             started_at,
             elapsed: started.elapsed(),
             summary: StatusCounts::of(&checks),
+            token_rejected: token_rejected(scenarios, &checks),
             checks,
         }
     }
@@ -321,6 +347,28 @@ impl Runner {
             attempts,
         }
     }
+}
+
+/// Returns whether the receiver answered 401 or 403 to every attempt of
+/// the steps that send the run's token in the usual parameter, or would
+/// have sent it had it been known. Then the token is probably wrong or
+/// missing, and most other findings follow from that.
+fn token_rejected(scenarios: &[Scenario], checks: &[CheckReport]) -> bool {
+    let mut attempts = 0;
+    for (scenario, check) in scenarios.iter().zip(checks) {
+        for (step, report) in scenario.steps.iter().zip(&check.steps) {
+            if step.token != TokenMode::Right || step.token_param.is_some() {
+                continue;
+            }
+            for attempt in &report.attempts {
+                if !matches!(attempt.outcome, Outcome::Rejected { status: 401 | 403 }) {
+                    return false;
+                }
+                attempts += 1;
+            }
+        }
+    }
+    attempts > 0
 }
 
 /// Derives a check's status from its findings.

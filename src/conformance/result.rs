@@ -53,15 +53,22 @@ pub struct SuiteReport {
     pub elapsed: Duration,
     /// The totals per status.
     pub summary: StatusCounts,
+    /// Whether the run was stopped, for example by Ctrl-C, before every
+    /// check finished; `checks` then holds only the finished ones.
+    pub interrupted: bool,
+    /// Whether the receiver answered 401 or 403 to every request that
+    /// carried the run's token, or would have carried it had it been
+    /// known: the token is then probably wrong or missing.
+    pub token_rejected: bool,
     /// Every check, in run order.
     pub checks: Vec<CheckReport>,
 }
 
 impl SuiteReport {
-    /// Returns whether the run passes: no check failed. Warnings and skips
-    /// pass.
+    /// Returns whether the run passes: no check failed and the run was not
+    /// interrupted. Warnings and skips pass.
     pub fn passed(&self) -> bool {
-        self.summary.failed == 0
+        self.summary.failed == 0 && !self.interrupted
     }
 }
 

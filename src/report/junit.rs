@@ -27,6 +27,9 @@ pub fn render(report: &SuiteReport) -> Result<String, quick_junit::SerializeErro
     suite.add_property(("general_url", report.target.general_url.as_str()));
     suite.add_property(("integration_url", report.target.integration_url.as_str()));
     suite.add_property(("seed", report.seed.to_string().as_str()));
+    if report.interrupted {
+        suite.add_property(("interrupted", "true"));
+    }
     suite.add_test_cases(report.checks.iter().map(test_case));
 
     junit.add_test_suite(suite);

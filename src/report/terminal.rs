@@ -85,7 +85,14 @@ pub fn summary_line(report: &SuiteReport) -> String {
     } else {
         "checks"
     };
-    format!(
+    let mut text = String::new();
+    if report.interrupted {
+        text.push_str(
+            "interrupted: the check in progress and the ones after it did not run; the counts \
+             and reports cover the finished checks only\n",
+        );
+    }
+    text.push_str(&format!(
         "{} {noun} in {}: {} passed, {} failed, {} warned, {} skipped\n",
         counts.checks,
         format_duration(report.elapsed),
@@ -93,7 +100,25 @@ pub fn summary_line(report: &SuiteReport) -> String {
         counts.failed,
         counts.warned,
         counts.skipped
-    )
+    ));
+    if report.token_rejected {
+        text.push_str(token_note(report.target.token_known));
+        text.push('\n');
+    }
+    text
+}
+
+/// Explains a run in which the receiver rejected every request that
+/// should have been accepted with 401 or 403.
+fn token_note(token_known: bool) -> &'static str {
+    if token_known {
+        "note: the receiver answered 401 or 403 to every request with the token, so the token is \
+         probably wrong; check the value given with --token, --token-file or MEWSHOOK_TOKEN, and \
+         the parameter name given with --token-param"
+    } else {
+        "note: the receiver answered 401 or 403 to every request, so it probably needs its token; \
+         give it with --token, --token-file or MEWSHOOK_TOKEN"
+    }
 }
 
 /// Renders the whole output of a run, as printed piece by piece while it
@@ -114,13 +139,14 @@ pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
 }
 
 /// Renders the `--list` output: name, severity and summary of each check.
+/// The severity is labelled, because a bare `fail` reads like a result.
 pub fn list(scenarios: &[Scenario]) -> String {
     let width = name_width(scenarios.iter().map(|scenario| scenario.name.as_str()));
     let mut text = String::new();
     for scenario in scenarios {
         let _ = writeln!(
             text,
-            "{:<width$}  {:<4}  {}",
+            "{:<width$}  severity: {:<4}  {}",
             scenario.name,
             scenario.worst_severity().to_string(),
             scenario.summary

@@ -168,6 +168,21 @@ fn describe_toml_error(message: &str) -> (ScenarioErrorKind, String) {
             ),
         );
     }
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((number, _)) = rest
+            .strip_prefix("integer `")
+            .and_then(|rest| rest.split_once("` as i128"))
+    {
+        // The TOML parser reads integers beyond 64 bits as i128, which
+        // serde then words as a type mismatch.
+        return (
+            ScenarioErrorKind::InvalidValue,
+            format!(
+                "invalid number {number}: it is too large; use a number in the range \
+                 docs/scenarios.md gives for this key"
+            ),
+        );
+    }
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         return (
             ScenarioErrorKind::WrongType,
@@ -201,7 +216,7 @@ fn with_suggestion(lead: &str, word: &str, valid: &[String], noun: &str) -> Stri
     match suggest(word, &candidates) {
         Some(nearest) => format!("{lead}; did you mean \"{nearest}\"? Valid {noun} here: {list}"),
         None if candidates.is_empty() => format!("{lead}; this table takes no {noun}"),
-        None => format!("{lead}; valid {noun} here: {list}"),
+        None => format!("{lead}. Valid {noun} here: {list}"),
     }
 }
 

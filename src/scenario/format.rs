@@ -127,7 +127,7 @@ pub(super) struct RawExpect {
     #[serde(default)]
     pub status: Option<Spanned<RawStatus>>,
     #[serde(default)]
-    pub max_latency: Option<Spanned<String>>,
+    pub max_latency: Option<Spanned<LatencyText>>,
     #[serde(default)]
     pub allow_redirects: Option<bool>,
     #[serde(default)]
@@ -141,9 +141,39 @@ pub(super) struct RawExpect {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPercentile {
     pub percentile: Spanned<f64>,
-    pub max: Spanned<String>,
+    pub max: Spanned<LatencyText>,
     #[serde(default)]
     pub severity: Option<Severity>,
+}
+
+/// A latency limit as written: a duration such as `"2s"` or a share of the
+/// deadline such as `"50%"`, checked after parsing. It is read through its
+/// own visitor so that a bare number such as `500` is reported with an
+/// example of the expected string.
+#[derive(Debug)]
+pub(super) struct LatencyText(pub String);
+
+impl<'de> Deserialize<'de> for LatencyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LatencyVisitor)
+    }
+}
+
+struct LatencyVisitor;
+
+impl Visitor<'_> for LatencyVisitor {
+    type Value = LatencyText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a string with a duration such as \"2s\" or \"250ms\", or a share of the \
+             deadline such as \"50%\"",
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<LatencyText, E> {
+        Ok(LatencyText(value.to_string()))
+    }
 }
 
 /// `status`: one code, a list of codes, or a class such as `"2xx"`.

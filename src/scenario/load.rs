@@ -381,6 +381,56 @@ mod tests {
     }
 
     #[test]
+    fn invalid_codes_hide_outcome_conflict() {
+        let errors = messages(
+            "[[steps]]\nrealistic = 1\n[steps.expect]\nstatus = [99, 600]\noutcome = \"rejected\"\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("invalid status 99"), "{errors:?}");
+        assert!(errors[1].contains("invalid status 600"), "{errors:?}");
+    }
+
+    #[test]
+    fn huge_integer_is_named() {
+        let errors = messages("[[steps]]\nrealistic = 1\nrepeat = 99999999999999999999999\n");
+        assert_eq!(
+            errors,
+            [
+                "probe.toml:7:10: invalid number 99999999999999999999999: it is too large; use a \
+              number in the range docs/scenarios.md gives for this key"
+            ]
+        );
+    }
+
+    #[test]
+    fn duration_errors_name_the_problem() {
+        let expect = |value: &str| {
+            messages(&format!(
+                "[[steps]]\nrealistic = 1\n[steps.expect]\nmax_latency = {value}\n"
+            ))
+            .join("\n")
+        };
+        let unit = expect("\"5 parsecs\"");
+        assert!(
+            unit.contains(": unknown unit \"parsecs\"; write a number with the unit ms, s or m"),
+            "{unit}"
+        );
+        assert!(!unit.contains("months"), "{unit}");
+        let large = expect("\"99999999999999999999s\"");
+        assert!(large.contains(": the number is too large; "), "{large}");
+        assert!(!large.contains("1ns"), "{large}");
+        let bare = expect("\"2\"");
+        assert!(bare.contains(": the number 2 has no unit; "), "{bare}");
+        let integer = expect("500");
+        assert!(
+            integer.contains(
+                "wrong type: integer `500`, expected a string with a duration such as \"2s\""
+            ),
+            "{integer}"
+        );
+    }
+
+    #[test]
     fn step_needs_exactly_one_source() {
         let none = messages("[[steps]]\nrepeat = 2\n");
         assert!(none[0].contains("this one has none"), "{none:?}");
@@ -409,6 +459,41 @@ mod tests {
         let errors = messages("[[steps]]\nrealistic = 50000\nbatch_cap = 1\nrepeat = 2\n");
         assert!(
             errors[0].contains("more than the limit of 10000"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn listed_events_count_by_batch_cap() {
+        let events = "{ discriminator = \"PaymentUpdated\" },\n".repeat(10_001);
+        let scenario = parse(&format!(
+            "[[steps]]\nbatch_cap = 100000\nevents = [\n{events}]\n"
+        ))
+        .unwrap();
+        assert_eq!(scenario.steps[0].batch_cap, 100_000);
+
+        let errors = messages(
+            "[[steps]]\nbatch_cap = 2\nrepeat = 6000\nevents = [\n\
+             { discriminator = \"PaymentUpdated\" },\n\
+             { discriminator = \"PaymentUpdated\" },\n\
+             { discriminator = \"PaymentUpdated\", \
+             enterprise_id = \"851df8c8-90f2-4c4a-8e01-a4fc46b25178\" },\n]\n",
+        );
+        assert!(
+            errors[0].contains("may send up to 12000 messages, more than the limit of 10000"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn generated_events_count_by_enterprises() {
+        let one = parse("[[steps]]\nrealistic = 100000\nbatch_cap = 100000\nrepeat = 10000\n");
+        assert!(one.is_ok(), "{:?}", one.err());
+        let errors = messages(
+            "[[steps]]\nrealistic = 100000\nbatch_cap = 100000\nrepeat = 10000\nenterprises = 2\n",
+        );
+        assert!(
+            errors[0].contains("may send up to 20000 messages"),
             "{errors:?}"
         );
     }

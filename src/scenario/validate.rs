@@ -5,6 +5,7 @@
 //! checks the values (names, ids, event types, ranges, durations) and
 //! reports all mistakes it finds, each at its own position.
 
+use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use uuid::Uuid;
 
 use super::error::{Position, ScenarioError, ScenarioErrorKind};
 use super::format::{
-    RawBodyKind, RawEvent, RawExpect, RawOrder, RawPercentile, RawScenario, RawStatus, RawStep,
+    LatencyText, RawBodyKind, RawEvent, RawExpect, RawOrder, RawPercentile, RawScenario, RawStatus,
+    RawStep,
 };
 use super::{
     EventSpec, Expectation, ExpectedOutcome, LatencyLimit, MessageSource, Order, PercentileLimit,
@@ -259,7 +261,7 @@ impl<'a> Checker<'a> {
             u64::try_from(value).ok()
         });
 
-        let source = self.check_source(span.clone(), &raw, batch_cap, repeat);
+        let source = self.check_source(span.clone(), &raw, batch_cap, repeat, enterprises);
         let token_param = raw.token_param.map(|param| {
             if param.get_ref().is_empty() {
                 self.invalid(
@@ -319,6 +321,7 @@ impl<'a> Checker<'a> {
         raw: &RawStep,
         batch_cap: usize,
         repeat: usize,
+        enterprises: usize,
     ) -> Option<MessageSource> {
         let present: Vec<&str> = [
             ("events", raw.events.is_some()),
@@ -368,7 +371,7 @@ impl<'a> Checker<'a> {
                 .and_then(|file| self.read_body_file(file, raw.body_kind))
         }?;
 
-        let messages = upper_bound_messages(&source, batch_cap);
+        let messages = upper_bound_messages(&source, batch_cap, enterprises);
         if messages.saturating_mul(repeat) > MAX_STEP_SENDS {
             self.invalid(
                 step_span,
@@ -505,10 +508,19 @@ impl<'a> Checker<'a> {
         kind: Option<RawBodyKind>,
     ) -> Option<MessageSource> {
         let relative = Path::new(file.get_ref());
-        let path: PathBuf = match self.file.parent() {
-            Some(folder) => folder.join(relative),
-            None => relative.to_path_buf(),
-        };
+        let folder = self.file.parent().unwrap_or(Path::new(""));
+        let path: PathBuf = folder.join(relative);
+        if let Some(problem) = body_path_problem(folder, relative, &path) {
+            self.invalid(
+                file.span(),
+                format!(
+                    "invalid body_file \"{}\": {problem}; give a path inside the scenario file's \
+                     folder, relative to it, such as \"bodies/message.json\"",
+                    file.get_ref()
+                ),
+            );
+            return None;
+        }
         match (self.read_body)(&path) {
             Ok(bytes) => Some(MessageSource::Body {
                 path,
@@ -585,7 +597,9 @@ impl<'a> Checker<'a> {
                         ),
                     }
                 }
-                Some(StatusSet::Codes(valid))
+                // An invalid code is reported above; comparing the rest with
+                // `outcome` would only add a second, confusing mistake.
+                (valid.len() == codes.len()).then_some(StatusSet::Codes(valid))
             }
             RawStatus::Class(text) => {
                 let bytes = text.as_bytes();
@@ -674,8 +688,8 @@ impl<'a> Checker<'a> {
 
     /// Parses a duration such as `2s`, or a share of the deadline such as
     /// `50%`.
-    fn latency_limit(&mut self, text: &Spanned<String>, key: &str) -> LatencyLimit {
-        let value = text.get_ref().trim();
+    fn latency_limit(&mut self, text: &Spanned<LatencyText>, key: &str) -> LatencyLimit {
+        let value = text.get_ref().0.trim();
         if let Some(number) = value.strip_suffix('%') {
             return match number.trim().parse::<f64>() {
                 Ok(percent) if percent > 0.0 && percent <= 100.0 => {
@@ -706,8 +720,10 @@ impl<'a> Checker<'a> {
                 self.invalid(
                     text.span(),
                     format!(
-                        "invalid duration \"{value}\" for {key}: {error}; write a duration such \
-                         as 250ms, 2s or 1m30s, or a share of the deadline such as 50%"
+                        "invalid duration \"{value}\" for {key}: {}; write a number with the unit \
+                         ms, s or m, such as 250ms, 2s or 1m30s, or a share of the deadline such \
+                         as 50%",
+                        duration_problem(value, &error)
                     ),
                 );
                 LatencyLimit::DeadlineShare(100.0)
@@ -759,6 +775,62 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Says why a body file may not be read: an absolute path, or one that
+/// leaves the scenario file's folder through `..` or a symbolic link. A
+/// scenario file can come from someone else, and must not send the
+/// contents of arbitrary files to a receiver.
+fn body_path_problem(folder: &Path, relative: &Path, path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    if relative.has_root() || relative.is_absolute() {
+        return Some("the path is absolute");
+    }
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Some("the path leaves the scenario file's folder");
+            }
+        }
+    }
+    // Links are resolved only where both paths exist on disk; the built-in
+    // suite's bodies, for one, are not files.
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    if let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize())
+        && !real_path.starts_with(&real_folder)
+    {
+        return Some("the path leads out of the scenario file's folder through a symbolic link");
+    }
+    None
+}
+
+/// Says what is wrong with a duration that did not parse, in place of the
+/// parser's message, which lists units such as months and years that make
+/// no sense for a latency.
+fn duration_problem(value: &str, error: &humantime::DurationError) -> String {
+    use humantime::DurationError;
+    match error {
+        DurationError::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+            format!("the number {value} has no unit")
+        }
+        DurationError::UnknownUnit { unit, .. } => format!("unknown unit \"{unit}\""),
+        DurationError::NumberOverflow if value.contains('.') => {
+            "the number is too large or finer than 1 ns".to_string()
+        }
+        DurationError::NumberOverflow => "the number is too large".to_string(),
+        DurationError::Empty => "it is empty".to_string(),
+        DurationError::InvalidCharacter(_) | DurationError::NumberExpected(_) => {
+            "it is not a number followed by a unit".to_string()
+        }
+    }
+}
+
 /// Words an unknown discriminator or action: the nearest documented one,
 /// the full list, and how to send it on purpose.
 fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> String {
@@ -769,23 +841,45 @@ fn unknown_word_message(lead: &str, word: &str, known: &[&str], noun: &str) -> S
     );
     match suggest(word, known) {
         Some(nearest) => format!("{lead}; did you mean \"{nearest}\"? The {tail}"),
-        None => format!("{lead}; the {tail}"),
+        None => format!("{lead}. The {tail}"),
     }
 }
 
 /// Returns the maximum number of messages `source` can turn into at
-/// `batch_cap` events each.
-fn upper_bound_messages(source: &MessageSource, batch_cap: usize) -> usize {
+/// `batch_cap` events each. The batcher starts a message per enterprise
+/// integration, so each key's events fill their own messages: for listed
+/// events the count is exact per key, and for generated ones it is at most
+/// one partly filled message per enterprise beyond the full ones.
+fn upper_bound_messages(source: &MessageSource, batch_cap: usize, enterprises: usize) -> usize {
+    let batch_cap = batch_cap.max(1);
     match source {
-        MessageSource::Events(events) => events.len(),
+        MessageSource::Events(events) => {
+            // Events without their own ids share the step's key; one with
+            // its own ids may still equal it, which only lowers the count.
+            let mut per_key: HashMap<(Option<Uuid>, Option<Uuid>), usize> = HashMap::new();
+            for event in events {
+                *per_key
+                    .entry((event.enterprise_id, event.integration_id))
+                    .or_default() += 1;
+            }
+            per_key
+                .values()
+                .map(|count| count.div_ceil(batch_cap))
+                .sum()
+        }
         MessageSource::Counts(counts) => {
             let total: usize = counts.iter().map(|(_, n)| *n).sum();
-            total.min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
+            generated_bound(total, batch_cap, enterprises)
         }
-        MessageSource::Realistic(total) => {
-            (*total).min(total.div_ceil(batch_cap) + MAX_ENTERPRISES)
-        }
+        MessageSource::Realistic(total) => generated_bound(*total, batch_cap, enterprises),
         MessageSource::Actions(actions) => actions.len(),
         MessageSource::Body { .. } => 1,
     }
+}
+
+/// Bounds the messages of `total` generated events spread over
+/// `enterprises` keys: at most one message per event, and at most one
+/// partly filled message per key beyond the full ones.
+fn generated_bound(total: usize, batch_cap: usize, enterprises: usize) -> usize {
+    total.min(total.div_ceil(batch_cap) + enterprises.saturating_sub(1))
 }
