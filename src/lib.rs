@@ -24,10 +24,17 @@
 //! - [`report`]: the terminal output and the JUnit and JSON reports of a
 //!   run.
 //!
-//! [`receiver`] is the reference receiver that `send` and `run` target when
-//! no URL is given, and [`secret`] keeps the token out of every output.
+//! [`bench`](mod@bench) measures a receiver's latency: it pre-generates
+//! bodies with [`generator`], sends them with the token and the deadline
+//! of [`delivery`] in closed or open loop, and reports HDR histograms,
+//! deadline breaches and thresholds.
+//!
+//! [`receiver`] is the reference receiver that `send`, `run` and `bench`
+//! target when no URL is given, and [`secret`] keeps the token out of
+//! every output.
 
 pub mod batcher;
+pub mod bench;
 pub mod conformance;
 pub mod delivery;
 pub mod exit;

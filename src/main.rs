@@ -39,6 +39,8 @@ enum Command {
     Receive(cli::receive::ReceiveArgs),
     /// Run the receiver conformance suite and write CI reports.
     Run(cli::run::RunArgs),
+    /// Measure a receiver's latency under Mews webhook load.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() {
@@ -66,6 +68,7 @@ fn main() {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Receive(args) => cli::receive::run(args).await,
             Command::Run(args) => cli::run::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
         }
     });
     std::process::exit(code);

@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and the glue to the library.
 
+pub mod bench;
 pub mod common;
 pub mod engine;
 pub mod receive;
