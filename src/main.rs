@@ -46,10 +46,20 @@ enum Command {
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            // clap prints help and version on stdout with code 0, and usage
-            // errors on stderr with code 2, which is our invalid-input code.
+        Err(error) if !error.use_stderr() => {
+            // Help and version go to stdout with code 0.
             let _ = error.print();
+            std::process::exit(error.exit_code());
+        }
+        Err(error) => {
+            // Usage errors exit with code 2, our invalid-input code. clap
+            // repeats the rejected value, which may be a URL that carries
+            // the token, so the message is redacted first.
+            let redactor = argument_redactor(std::env::args().collect());
+            eprint!(
+                "{}",
+                redactor.redact_text_with_urls(&error.render().to_string())
+            );
             std::process::exit(error.exit_code());
         }
     };
@@ -72,6 +82,26 @@ fn main() {
         }
     });
     std::process::exit(code);
+}
+
+/// Builds a redactor from the raw arguments, for messages printed before
+/// they are parsed: it hides `--token` values and the values of `Token`
+/// and any `--token-param` parameter.
+fn argument_redactor(args: Vec<String>) -> mewshook::secret::Redactor {
+    let mut redactor = mewshook::secret::Redactor::default();
+    redactor.add_param("Token");
+    let mut previous: Option<&str> = None;
+    for arg in &args {
+        match (previous, arg.split_once('=')) {
+            (Some("--token"), _) => redactor.add(arg),
+            (Some("--token-param"), _) => redactor.add_param(arg),
+            (_, Some(("--token", value))) => redactor.add(value),
+            (_, Some(("--token-param", value))) => redactor.add_param(value),
+            _ => {}
+        }
+        previous = Some(arg.as_str());
+    }
+    redactor
 }
 
 /// Sends diagnostics to stderr, at `warn` by default.

@@ -136,10 +136,11 @@ impl Redactor {
     /// parameters and any query value that decodes to a secret are
     /// replaced, then the path, query and fragment as by
     /// [`redact`](Self::redact). The scheme, user name, host and port are
-    /// kept. Text that does not parse as a URL is only redacted as text.
+    /// kept. Text that does not parse as a URL is redacted as by
+    /// [`redact_text_with_urls`](Self::redact_text_with_urls).
     pub fn redact_url(&self, text: &str) -> String {
         let Ok(mut url) = url::Url::parse(text) else {
-            return self.redact(text);
+            return self.redact_text_with_urls(text);
         };
         let query = url.query().map(|query| self.redact_query(query));
         let fragment = url.fragment().map(str::to_string);
@@ -170,6 +171,19 @@ impl Redactor {
         output
     }
 
+    /// Redacts free text that may contain URLs, parsed or not, such as an
+    /// argument parser's error that repeats an invalid `--url`: the values
+    /// of token parameters (`?Token=...`, `&token=...`) and passwords in
+    /// `scheme://user:password@` are hidden textually, then the rest as
+    /// by [`redact`](Self::redact).
+    pub fn redact_text_with_urls(&self, text: &str) -> String {
+        let mut output = hide_passwords(text);
+        for param in &self.params {
+            output = hide_param_values(&output, param);
+        }
+        self.redact(&output)
+    }
+
     fn redact_query(&self, query: &str) -> String {
         let pieces: Vec<String> = query
             .split('&')
@@ -193,6 +207,65 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.params.is_empty()
     }
+}
+
+/// Characters that end a query value in free text.
+fn ends_value(character: char) -> bool {
+    matches!(character, '&' | '#' | ';' | '\'' | '"' | '`') || character.is_whitespace()
+}
+
+/// Replaces the value after every `?name=`, `&name=` or `;name=` (name
+/// compared without case) in free text.
+fn hide_param_values(text: &str, name: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let needle = format!("{name}=");
+    let mut output = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(&needle) {
+        let start = search + found;
+        let value_start = start + needle.len();
+        search = value_start;
+        let preceded = text[..start].chars().next_back();
+        if !matches!(preceded, Some('?' | '&' | ';')) {
+            continue;
+        }
+        let value_end = text[value_start..]
+            .find(ends_value)
+            .map_or(text.len(), |offset| value_start + offset);
+        if value_end == value_start {
+            continue;
+        }
+        output.push_str(&text[copied..value_start]);
+        output.push_str(PLACEHOLDER);
+        copied = value_end;
+        search = value_end;
+    }
+    output.push_str(&text[copied..]);
+    output
+}
+
+/// Replaces the password in every `scheme://user:password@` of free text.
+fn hide_passwords(text: &str) -> String {
+    let mut output = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find("://") {
+        let authority_start = found + 3;
+        output.push_str(&rest[..authority_start]);
+        rest = &rest[authority_start..];
+        let authority_end = rest.find(['/', '?', '#', '\'', '"']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            output.push_str(&authority[..=colon]);
+            output.push_str(PLACEHOLDER);
+            output.push_str(&authority[at..]);
+            rest = &rest[authority_end..];
+        }
+    }
+    output.push_str(rest);
+    output
 }
 
 /// Every spelling of `secret` a receiver or library is likely to produce.
@@ -455,6 +528,22 @@ mod tests {
             redactor.redact_url("http://[bad?Token=secret-token"),
             "http://[bad?Token=<redacted>"
         );
+    }
+
+    #[test]
+    fn free_text_hides_token_values_and_passwords() {
+        let mut redactor = Redactor::default();
+        redactor.add_param("Token");
+        let message = "invalid value 'http://u:pw@[bad/?a=1&TOKEN=S3cr3t;x' for '--url <URL>'";
+        assert_eq!(
+            redactor.redact_text_with_urls(message),
+            "invalid value 'http://u:<redacted>@[bad/?a=1&TOKEN=<redacted>;x' for '--url <URL>'"
+        );
+        assert_eq!(
+            redactor.redact_text_with_urls("write it as http://localhost:80/?Token=abc"),
+            "write it as http://localhost:80/?Token=<redacted>"
+        );
+        assert_eq!(redactor.redact_text_with_urls("MyToken=abc"), "MyToken=abc");
     }
 
     #[test]

@@ -243,3 +243,16 @@ fn help_shows_examples() {
     assert!(stdout.contains("Examples:"), "{stdout}");
     assert!(stdout.contains("--fail-if"), "{stdout}");
 }
+
+#[test]
+fn token_written_in_url_never_printed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{addr}/hooks?Token={TOKEN}");
+    let output = bench(&["--url", &url, "--requests", "5"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Token=<redacted>"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+}

@@ -473,3 +473,18 @@ async fn oversized_counts_are_invalid_input() {
         );
     }
 }
+
+#[tokio::test]
+async fn invalid_url_error_hides_token() {
+    for url in [
+        "http://127.0.0.1:99999/?Token=SeCrEtXyZ987",
+        "localhost:80/?Token=SeCrEtXyZ987",
+        "http://user:SeCrEtXyZ987@[bad/",
+    ] {
+        let output = mewshook(&["send", "--url", url]).await;
+        assert_eq!(output.status.code(), Some(2), "{url}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("<redacted>"), "{stderr}");
+        assert!(!stderr.contains("SeCrEtXyZ987"), "{stderr}");
+    }
+}

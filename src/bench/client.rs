@@ -131,7 +131,7 @@ impl Endpoint {
     /// Resolves the host of `url` once, so that connecting later costs no
     /// DNS lookup.
     pub(super) async fn resolve(url: &Url, redactor: &Redactor) -> Result<Endpoint, TargetError> {
-        let shown = redactor.redact(url.as_str());
+        let shown = redactor.redact_url(url.as_str());
         let host = url
             .host_str()
             .ok_or_else(|| TargetError::NoHost { url: shown.clone() })?;

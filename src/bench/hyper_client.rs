@@ -61,7 +61,7 @@ impl HyperTransport {
         redactor: Redactor,
     ) -> Result<HyperTransport, TargetError> {
         let endpoint = Endpoint::resolve(url, &redactor).await?;
-        let shown = redactor.redact(url.as_str());
+        let shown = redactor.redact_url(url.as_str());
         let invalid = |cause: String| TargetError::InvalidRequest {
             url: shown.clone(),
             cause: redactor.redact(&cause),

@@ -132,9 +132,9 @@ pub struct BenchConfig {
 
 impl std::fmt::Debug for BenchConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redactor = Redactor::new(self.token.iter());
+        let redactor = Redactor::for_target(self.token.as_deref(), &self.token_param, [&self.url]);
         f.debug_struct("BenchConfig")
-            .field("url", &redactor.redact(self.url.as_str()))
+            .field("url", &redactor.redact_url(self.url.as_str()))
             .field(
                 "token",
                 &self.token.as_ref().map(|_| crate::secret::PLACEHOLDER),
@@ -180,7 +180,8 @@ pub enum BenchError {
 /// Runs a benchmark and returns its report, with thresholds evaluated.
 /// `control` stops the run early and publishes its live view.
 pub async fn run(config: &BenchConfig, control: &Control) -> Result<BenchReport, BenchError> {
-    let redactor = Redactor::new(config.token.iter());
+    let redactor =
+        Redactor::for_target(config.token.as_deref(), &config.token_param, [&config.url]);
     if config.token.is_some() && config.token_param.is_empty() {
         return Err(BenchError::Input(
             "--token-param is empty; give a query parameter name such as Token".to_string(),
@@ -201,7 +202,7 @@ pub async fn run(config: &BenchConfig, control: &Control) -> Result<BenchReport,
         .map_err(|error| BenchError::Runtime(format!("failed to generate the bodies: {error}")))?;
 
     let started_at = chrono::Utc::now();
-    let settings = BenchSettings::new(config, engine, &pool, &redactor.redact(target.as_str()));
+    let settings = BenchSettings::new(config, engine, &pool, &redactor.redact_url(target.as_str()));
     let bodies = pool.bodies().to_vec();
     let result = match engine {
         Engine::Delivery => {
@@ -240,7 +241,7 @@ async fn probe(
     delivery: &DeliveryConfig,
     redactor: &Redactor,
 ) -> Result<(), BenchError> {
-    let shown = redactor.redact(url.as_str());
+    let shown = redactor.redact_url(url.as_str());
     let unreachable = |cause: String| BenchError::Unreachable {
         url: shown.clone(),
         cause: redactor.redact(&cause),

@@ -81,7 +81,7 @@ impl RawTransport {
     ) -> Result<RawTransport, TargetError> {
         let endpoint = Endpoint::resolve(url, &redactor).await?;
         let invalid = |cause: &str| TargetError::InvalidRequest {
-            url: redactor.redact(url.as_str()),
+            url: redactor.redact_url(url.as_str()),
             cause: cause.to_string(),
         };
         // Anything outside visible ASCII could end the request line or a
