@@ -27,6 +27,27 @@ pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// (Python's `quote` among them), so a receiver may echo that spelling.
 const PATH_VALUE: &AsciiSet = &QUERY_VALUE.remove(b'/');
 
+/// What JavaScript's `encodeURIComponent` leaves unencoded: the
+/// unreserved set plus `! * ' ( )`.
+const JS_COMPONENT: &AsciiSet = &QUERY_VALUE
+    .remove(b'!')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// What Go's `url.PathEscape` leaves unencoded: the unreserved set plus
+/// `$ & + , : ; = @`.
+const GO_PATH_SEGMENT: &AsciiSet = &QUERY_VALUE
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
+
 /// Secrets shorter than this are replaced in free text only where they
 /// stand as a whole word. Replacing every "t" of a one-letter token would
 /// make messages unreadable and point at the token anyway.
@@ -276,6 +297,13 @@ fn spellings(secret: &str) -> Vec<String> {
         utf8_percent_encode(secret, QUERY_VALUE).to_string(),
         utf8_percent_encode(secret, PATH_VALUE).to_string(),
         utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string(),
+        utf8_percent_encode(secret, JS_COMPONENT).to_string(),
+        utf8_percent_encode(secret, GO_PATH_SEGMENT).to_string(),
+        // .NET's HttpUtility.UrlEncode: a form encoding that keeps ! * ( ).
+        utf8_percent_encode(secret, JS_COMPONENT)
+            .to_string()
+            .replace("%20", "+")
+            .replace('\'', "%27"),
         form,
     ];
     for spelling in encoded {
@@ -297,7 +325,11 @@ fn spellings(secret: &str) -> Vec<String> {
                         escape_non_ascii,
                         upper_hex,
                     };
-                    spellings.push(json_escape(secret, &style));
+                    let escaped = json_escape(secret, &style);
+                    // A JSON document quoted inside another JSON string,
+                    // as a receiver that logs its request may echo it.
+                    spellings.push(json_escape(&escaped, &JsonStyle::default()));
+                    spellings.push(escaped);
                 }
             }
         }
@@ -310,6 +342,15 @@ fn spellings(secret: &str) -> Vec<String> {
             spellings.push(html_escape(secret, apostrophe, quote));
         }
     }
+    // Decimal character references, as Go's html/template writes `+`.
+    let numeric: String = secret
+        .chars()
+        .map(|character| match character.is_ascii_alphanumeric() {
+            true => character.to_string(),
+            false => format!("&#{};", u32::from(character)),
+        })
+        .collect();
+    spellings.push(numeric);
     spellings.sort();
     spellings.dedup();
     spellings
@@ -334,6 +375,7 @@ fn lower_hex(encoded: &str) -> String {
 }
 
 /// The escaping rules of one JSON encoder for the content of a string.
+#[derive(Default)]
 struct JsonStyle {
     /// Whether `/` is written `\/`.
     escape_slash: bool,
@@ -481,6 +523,19 @@ mod tests {
             let text = format!("before {echo} after");
             assert_eq!(redactor.redact(&text), "before <redacted> after", "{echo}");
         }
+    }
+
+    #[test]
+    fn redacts_other_encoders_spellings() {
+        let base64 = Redactor::new(["Zm9v+YmFy/YmF6=="]);
+        for echo in ["Zm9v+YmFy%2FYmF6==", "Zm9v&#43;YmFy&#47;YmF6&#61;&#61;"] {
+            assert_eq!(base64.redact(echo), "<redacted>", "{echo}");
+        }
+        let password = Redactor::new(["Pa55w0rd!2024#x"]);
+        assert_eq!(password.redact("Pa55w0rd!2024%23x"), "<redacted>");
+        let unicode = Redactor::new([TOKEN]);
+        let nested = r#"\"p+s/w=d&x%y \\u00fc\""#;
+        assert_eq!(unicode.redact(nested), r#"\"<redacted>\""#);
     }
 
     #[test]

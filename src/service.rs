@@ -79,6 +79,9 @@ struct ServiceState {
     /// Events accepted by the intake but still waiting out their lag, so
     /// not yet in the sender's ledger.
     lagging_events: Arc<AtomicU64>,
+    /// Events handed to the engine; those not yet in a message are in
+    /// open batches.
+    submitted_events: Arc<AtomicU64>,
 }
 
 /// A queued submission: events of one key, or Integration actions.
@@ -109,6 +112,7 @@ impl Service {
             lagged: lagged.clone(),
             skip_lag_rx,
             lagging_events: Arc::new(AtomicU64::new(0)),
+            submitted_events: Arc::new(AtomicU64::new(0)),
         });
         Service {
             state,
@@ -284,17 +288,24 @@ fn stopped(error: crate::sender::Stopped) -> IntakeError {
 
 impl ServiceState {
     /// The ledger's totals plus `events_lagging`, the events the intake
-    /// accepted that are still waiting out their lag.
+    /// accepted that are still waiting out their lag, and `events_batching`,
+    /// those in open batches that are not yet messages.
     fn status(&self) -> Value {
-        let mut status = json!(self.submitter.counts());
+        let counts = self.submitter.counts();
+        let submitted = self.submitted_events.load(Ordering::Relaxed);
+        let mut status = json!(counts);
         status["events_lagging"] = json!(self.lagging_events.load(Ordering::Relaxed));
+        status["events_batching"] = json!(submitted.saturating_sub(counts.events_accepted));
         status
     }
 
     /// Hands a submission to the engine now, or after a random lag.
     async fn queue(self: &Arc<Self>, submission: Submission) -> Result<(), IntakeError> {
         let Some((low, high)) = self.config.lag else {
-            return submit(&self.submitter, submission).await.map_err(stopped);
+            let events = submission.event_count();
+            submit(&self.submitter, submission).await.map_err(stopped)?;
+            self.submitted_events.fetch_add(events, Ordering::Relaxed);
+            return Ok(());
         };
 
         let lag = {
@@ -305,6 +316,7 @@ impl ServiceState {
         let submitter = self.submitter.clone();
         let mut skip_lag_rx = self.skip_lag_rx.clone();
         let lagging_events = self.lagging_events.clone();
+        let submitted_events = self.submitted_events.clone();
         let events = submission.event_count();
         lagging_events.fetch_add(events, Ordering::Relaxed);
         lock(&self.lagged).spawn(async move {
@@ -313,6 +325,9 @@ impl ServiceState {
                 _ = skip_lag_rx.wait_for(|skip| *skip) => {}
             }
             let result = submit(&submitter, submission).await;
+            if result.is_ok() {
+                submitted_events.fetch_add(events, Ordering::Relaxed);
+            }
             lagging_events.fetch_sub(events, Ordering::Relaxed);
             if let Err(error) = result {
                 tracing::error!(%error, events, "a lagged submission could not reach the sender");

@@ -153,6 +153,27 @@ fn fault_table() -> Vec<(&'static str, Fault, CheckStatus)> {
 }
 
 #[tokio::test]
+async fn wrong_token_catches_length_check_on_digit_token() {
+    // A token without letters cannot be sent with its case swapped, so
+    // only the altered token has the right length.
+    let token = "48151623420815";
+    let fixture = Fixture::with_fault(Some(token), Fault::TokenSameLength).await;
+    let scenarios = [scenario_named("wrong-token")];
+    let report = run(
+        target(fixture.url(), Some(token)),
+        RunOptions::default(),
+        &scenarios,
+    )
+    .await;
+    assert_eq!(
+        report.checks[0].status,
+        CheckStatus::Fail,
+        "{:?}",
+        report.checks[0].findings
+    );
+}
+
+#[tokio::test]
 async fn each_check_catches_its_fault() {
     let table = fault_table();
     let names: Vec<&str> = table.iter().map(|(name, _, _)| *name).collect();
@@ -551,6 +572,7 @@ async fn derived_tokens_are_sent_and_redacted() {
             TokenMode::Empty,
             TokenMode::Prefix,
             TokenMode::Extended,
+            TokenMode::Altered,
             TokenMode::SwappedCase
         ]
     );

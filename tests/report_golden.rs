@@ -272,6 +272,11 @@ fn interrupted_run_is_marked() {
         xml.contains(r#"<property name="interrupted" value="true"/>"#),
         "{xml}"
     );
+    assert!(xml.contains(r#"<testcase name="run interrupted""#), "{xml}");
+    assert!(
+        xml.contains("<error message=\"the run was interrupted"),
+        "{xml}"
+    );
     let value: serde_json::Value = serde_json::from_str(&json::render(&report).unwrap()).unwrap();
     assert_eq!(value["interrupted"], true);
     assert!(!report.passed(), "an interrupted run does not pass");

@@ -250,6 +250,7 @@ async fn lag_delays_delivery() {
     let status = service.status().await;
     assert_eq!(status["events_accepted"], 0);
     assert_eq!(status["events_lagging"], 1);
+    assert_eq!(status["events_batching"], 0);
     let status = service.wait_for("events_delivered", 1).await;
     assert_eq!(status["messages_delivered"], 1);
     service.stop().await;
@@ -338,4 +339,19 @@ async fn stalled_client_does_not_block_shutdown() {
         .expect("serve stops despite the stalled client");
     assert_eq!(code, Some(0), "{stdout}");
     drop(stalled);
+}
+
+#[tokio::test]
+async fn status_counts_events_in_open_batches() {
+    let server = server_answering(202).await;
+    // An hour-long window keeps the batch open for the whole test.
+    let service = start(&["--url", &server.uri(), "--batch-window", "1h", "--quiet"]).await;
+    service.post("/v1/general", general_body(3)).await;
+    let status = service.status().await;
+    assert_eq!(status["events_batching"], 3, "{status}");
+    assert_eq!(status["events_accepted"], 0, "{status}");
+    service.post("/v1/flush", json!({})).await;
+    let status = service.wait_for("events_delivered", 3).await;
+    assert_eq!(status["events_batching"], 0, "{status}");
+    service.stop().await;
 }

@@ -145,6 +145,7 @@ impl Target {
                     .to_string()
             }),
             TokenMode::Extended => Ok(Some(extended(token))),
+            TokenMode::Altered => Ok(Some(altered(token))),
             _ => swapped_case(token).map(Some).ok_or_else(|| {
                 "the token has no letters whose case can be swapped, so it cannot show \
                  whether the receiver compares without case"
@@ -160,10 +161,15 @@ impl Target {
         let Some(token) = &self.token else {
             return Vec::new();
         };
-        [prefix_of(token), Some(extended(token)), swapped_case(token)]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            prefix_of(token),
+            Some(extended(token)),
+            Some(altered(token)),
+            swapped_case(token),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -181,6 +187,15 @@ fn prefix_of(token: &str) -> Option<String> {
 /// Returns `token` with one more character, one that needs no encoding.
 fn extended(token: &str) -> String {
     format!("{token}0")
+}
+
+/// Returns `token` with its last character replaced by another one that
+/// needs no encoding, so the length stays the same.
+fn altered(token: &str) -> String {
+    let mut altered: String = prefix_of(token).unwrap_or_default();
+    let last = token.chars().next_back();
+    altered.push(if last == Some('0') { '1' } else { '0' });
+    altered
 }
 
 /// Returns `token` with the case of every letter swapped, unless that
@@ -359,8 +374,9 @@ mod tests {
         assert_eq!(value(TokenMode::Empty).as_deref(), Some(""));
         assert_eq!(value(TokenMode::Prefix).as_deref(), Some("aB3+"));
         assert_eq!(value(TokenMode::Extended).as_deref(), Some("aB3+\u{fc}0"));
+        assert_eq!(value(TokenMode::Altered).as_deref(), Some("aB3+0"));
         assert_eq!(value(TokenMode::SwappedCase).as_deref(), Some("Ab3+\u{dc}"));
-        assert_eq!(target.derived_secrets().len(), 3);
+        assert_eq!(target.derived_secrets().len(), 4);
     }
 
     #[test]

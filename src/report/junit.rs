@@ -27,10 +27,15 @@ pub fn render(report: &SuiteReport) -> Result<String, quick_junit::SerializeErro
     suite.add_property(("general_url", report.target.general_url.as_str()));
     suite.add_property(("integration_url", report.target.integration_url.as_str()));
     suite.add_property(("seed", report.seed.to_string().as_str()));
+    suite.add_test_cases(report.checks.iter().map(test_case));
     if report.interrupted {
         suite.add_property(("interrupted", "true"));
+        // A CI job that reads only the JUnit file must not show an
+        // interrupted run as green, so the interruption is an error case.
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message("the run was interrupted before every check finished");
+        suite.add_test_case(TestCase::new("run interrupted", status));
     }
-    suite.add_test_cases(report.checks.iter().map(test_case));
 
     junit.add_test_suite(suite);
     junit.to_string()

@@ -218,6 +218,10 @@ pub enum TokenMode {
     /// The receiver's token with the case of every letter swapped, which a
     /// receiver that compares without case lets through.
     SwappedCase,
+    /// The receiver's token with its last character replaced, the same
+    /// length, which a receiver that compares only the length or only part
+    /// of the token lets through.
+    Altered,
 }
 
 impl TokenMode {
