@@ -4,7 +4,7 @@
 //! response excerpt may carry it, raw or in one of many encodings. A
 //! receiver may echo it percent-encoded with upper- or lower-case hex, form
 //! encoded, or escaped inside JSON or HTML by one of the common encoders.
-//! [`Redactor`] replaces every spelling it knows with a placeholder before
+//! [`Redactor`] replaces every spelling it can derive with a placeholder before
 //! text leaves the process, and [`Redactor::redact_url`] also hides the
 //! values of token parameters and URL passwords whatever they contain.
 
@@ -27,7 +27,7 @@ pub const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// (Python's `quote` among them), so a receiver may echo that spelling.
 const PATH_VALUE: &AsciiSet = &QUERY_VALUE.remove(b'/');
 
-/// What JavaScript's `encodeURIComponent` leaves unencoded: the
+/// The characters JavaScript's `encodeURIComponent` leaves unencoded: the
 /// unreserved set plus `! * ' ( )`.
 const JS_COMPONENT: &AsciiSet = &QUERY_VALUE
     .remove(b'!')
@@ -36,7 +36,7 @@ const JS_COMPONENT: &AsciiSet = &QUERY_VALUE
     .remove(b'(')
     .remove(b')');
 
-/// What Go's `url.PathEscape` leaves unencoded: the unreserved set plus
+/// The characters Go's `url.PathEscape` leaves unencoded: the unreserved set plus
 /// `$ & + , : ; = @`.
 const GO_PATH_SEGMENT: &AsciiSet = &QUERY_VALUE
     .remove(b'$')
@@ -224,7 +224,7 @@ impl Redactor {
         pieces.join("&")
     }
 
-    /// Whether there is nothing to hide.
+    /// Returns whether there is nothing to hide.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.params.is_empty()
     }
@@ -289,7 +289,8 @@ fn hide_passwords(text: &str) -> String {
     output
 }
 
-/// Every spelling of `secret` a receiver or library is likely to produce.
+/// Lists every spelling of `secret` a receiver or library is likely to
+/// produce.
 fn spellings(secret: &str) -> Vec<String> {
     let mut spellings = vec![secret.to_string()];
     let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();

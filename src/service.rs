@@ -2,7 +2,7 @@
 //!
 //! `mewshook serve` takes events over HTTP and delivers them the way
 //! Mews does, so that a staging system can drive webhooks from its own
-//! actions. The intake answers as soon as the events are queued; delivery,
+//! actions. The intake responds as soon as the events are queued; delivery,
 //! batching and retries happen in the engine. Routes:
 //!
 //! - `POST /v1/general`: a General Webhook body (`EnterpriseId`,
@@ -287,9 +287,9 @@ fn stopped(error: crate::sender::Stopped) -> IntakeError {
 }
 
 impl ServiceState {
-    /// The ledger's totals plus `events_lagging`, the events the intake
-    /// accepted that are still waiting out their lag, and `events_batching`,
-    /// those in open batches that are not yet messages.
+    /// Returns the ledger's totals plus `events_lagging`, the events the
+    /// intake accepted that are still waiting out their lag, and
+    /// `events_batching`, those in open batches that are not yet messages.
     fn status(&self) -> Value {
         let counts = self.submitter.counts();
         let submitted = self.submitted_events.load(Ordering::Relaxed);
