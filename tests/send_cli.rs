@@ -1,6 +1,10 @@
 //! `mewshook send` through the binary: exit codes, output formats, and the
 //! token kept out of every output stream.
 
+mod support;
+
+use support::{received_token, server_answering};
+
 use std::process::Output;
 
 use tokio::net::TcpListener;
@@ -19,15 +23,6 @@ async fn mewshook(args: &[&str]) -> Output {
         .output()
         .await
         .expect("the mewshook binary runs")
-}
-
-async fn server_answering(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -174,13 +169,7 @@ async fn token_absent_from_outputs_on_success() {
     }
     // The receiver did get the token, decoded intact.
     let received = server.received_requests().await.unwrap();
-    let token = received[0]
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == "Token")
-        .unwrap()
-        .1
-        .into_owned();
+    let token = received_token(&received[0]).unwrap();
     assert_eq!(token, TOKEN);
 }
 
@@ -373,13 +362,7 @@ async fn token_file_wins_over_environment() {
 
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let received = server.received_requests().await.unwrap();
-    let token = received[0]
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == "Token")
-        .unwrap()
-        .1
-        .into_owned();
+    let token = received_token(&received[0]).unwrap();
     assert_eq!(token, TOKEN);
 }
 
@@ -396,13 +379,7 @@ async fn token_read_from_environment() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_token_absent(&output);
     let received = server.received_requests().await.unwrap();
-    let token = received[0]
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == "Token")
-        .unwrap()
-        .1
-        .into_owned();
+    let token = received_token(&received[0]).unwrap();
     assert_eq!(token, TOKEN);
 }
 

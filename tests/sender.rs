@@ -1,6 +1,10 @@
 //! The sender engine end to end: batching, retries, discards and the
 //! ledger, against wiremock on loopback with short scaled delays.
 
+mod support;
+
+use support::server_answering;
+
 use std::time::Duration;
 
 use mewshook::generator::Generator;
@@ -26,15 +30,6 @@ fn config(server: &MockServer) -> SenderConfig {
     let mut config = SenderConfig::new(Url::parse(&server.uri()).unwrap());
     config.retry = fast_retries(3);
     config
-}
-
-async fn server_answering(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
 }
 
 fn key() -> IntegrationKey {

@@ -1,14 +1,16 @@
 //! `mewshook serve` through the binary: the HTTP intake, delivery, the
 //! simulated lag and the shutdown account.
 
+mod support;
+
+use support::{received_token, server_answering};
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "serve+secret/token";
 
@@ -106,15 +108,6 @@ impl Service {
     }
 }
 
-async fn server_answering(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
-}
-
 fn general_body(events: usize) -> Value {
     let events: Vec<Value> = (0..events)
         .map(|i| json!({"Discriminator": "ResourceUpdated", "Value": {"Id": format!("00000000-0000-4000-8000-{i:012}")}}))
@@ -159,13 +152,7 @@ async fn posted_events_are_batched_and_delivered() {
         .collect();
     sizes.sort();
     assert_eq!(sizes, vec![5, 10]);
-    let token = received[0]
-        .url
-        .query_pairs()
-        .find(|(name, _)| name == "Token")
-        .unwrap()
-        .1
-        .into_owned();
+    let token = received_token(&received[0]).unwrap();
     assert_eq!(token, TOKEN);
 
     let (code, stdout, stderr) = service.stop().await;

@@ -142,3 +142,23 @@ fn check_text(text: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Starts a wiremock server that answers every POST with `status`.
+pub async fn server_answering(status: u16) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Returns the decoded value of the `Token` query parameter a request
+/// carried.
+pub fn received_token(request: &wiremock::Request) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(name, _)| name == "Token")
+        .map(|(_, value)| value.into_owned())
+}
