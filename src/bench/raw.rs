@@ -256,11 +256,13 @@ async fn exchange_on(
 /// Sends request `body` and reads the final response head, on the open
 /// connection if it is still usable and on a new one otherwise.
 ///
-/// A receiver may close an idle connection at any time, and the close can
-/// cross the next request on the wire. So when a reused connection fails
-/// before a single byte of the response arrived (the write fails, or the
-/// stream ends or resets), the request is sent once more on a new
-/// connection: the receiver never read it. Any failure after that counts.
+/// A receiver may close an idle connection at any time. A close that
+/// arrived before the request is seen by `reusable`, and a reused
+/// connection whose write fails never delivered the request, so in those
+/// cases the request goes out on a new connection. Once the write
+/// succeeded, the receiver may have read the request, so a connection that
+/// then ends without a response counts as a failure: resending would hide
+/// a receiver that drops requests and double the load it was given.
 async fn send_request(
     target: &RawTarget,
     socket: &mut Option<Socket>,
@@ -291,26 +293,19 @@ async fn send_request(
         };
 
         let mut received = false;
-        let result = match open.stream.write_all(request).await {
-            Ok(()) => read_head(open, &mut received, &target.redactor).await,
-            Err(error) => Err(failure(&error, &target.redactor)),
-        };
-        match result {
-            Ok(head) => return Ok(head),
-            Err(failed) => {
-                *socket = None;
-                let closed_unread = matches!(
-                    failed,
-                    Exchange::Failed {
-                        kind: ConnectionErrorKind::Reset,
-                        ..
-                    }
-                );
-                if !(reused && closed_unread && !received) {
-                    return Err(failed);
-                }
+        if let Err(error) = open.stream.write_all(request).await {
+            *socket = None;
+            let failed = failure(&error, &target.redactor);
+            if !reused {
+                return Err(failed);
             }
+            continue;
         }
+        let result = read_head(open, &mut received, &target.redactor).await;
+        if result.is_err() {
+            *socket = None;
+        }
+        return result;
     }
 }
 

@@ -256,7 +256,7 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
                 Ok(Metric::Percentile(percent))
             } else {
                 Err(format!(
-                    "percentile \"{name}\" is out of range; use p50 to p100"
+                    "percentile \"{name}\" is out of range; use pN with N above 0 and at most 100, such as p50 or p99.9"
                 ))
             }
         }
