@@ -3,7 +3,7 @@
 //! Mews puts events that happen together into one General Webhook per
 //! enterprise integration, and starts a new message above a cap that it
 //! describes only as "in the order of hundreds" and may change. The default
-//! cap of 500 sits in the middle of that range; the conformance suite also
+//! cap of 500 sits in the middle of that range. The conformance suite also
 //! sends 999 events, the top of it, because a receiver must not depend on
 //! the cap.
 
@@ -37,7 +37,7 @@ impl Batcher {
         }
     }
 
-    /// The number of events per message.
+    /// Returns the number of events per message.
     pub fn cap(&self) -> usize {
         self.cap
     }

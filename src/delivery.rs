@@ -21,7 +21,7 @@ use crate::secret::{Redactor, encode_query_value};
 /// Settings shared by every attempt a [`Client`] makes.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
-    /// The deadline of one attempt. Mews requires an answer within 5 s.
+    /// The deadline of one attempt. Mews requires a response within 5 s.
     pub timeout: Duration,
     /// How many 307/308 hops one attempt follows before giving up.
     pub max_redirects: usize,
@@ -29,10 +29,10 @@ pub struct DeliveryConfig {
     /// diagnostics, and a hostile receiver must not make the sender buffer
     /// without bound.
     pub max_response_body: usize,
-    /// How long an idle pooled connection is kept. Many servers (Node.js,
-    /// Apache httpd) close idle keep-alive connections after 5 s; a pooled
-    /// connection that the server closed would fail a request that a fresh
-    /// connection would deliver, so the pool lets go well before that.
+    /// How long an idle pooled connection is kept. Node.js and Apache httpd
+    /// close idle keep-alive connections after 5 s by default. A request
+    /// sent on a connection the server has just closed fails where a fresh
+    /// connection would deliver it, so the pool lets go well before 5 s.
     pub pool_idle_timeout: Duration,
     /// The `Content-Type` header sent with every body.
     pub content_type: String,
@@ -50,7 +50,7 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// How a connection failed before any HTTP response arrived.
+/// The class of a connection failure before any HTTP response arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionErrorKind {
@@ -67,7 +67,7 @@ pub enum ConnectionErrorKind {
 }
 
 impl ConnectionErrorKind {
-    /// A short label for summaries.
+    /// Returns a short label for summaries.
     pub fn label(self) -> &'static str {
         match self {
             ConnectionErrorKind::Refused => "connection refused",
@@ -79,7 +79,7 @@ impl ConnectionErrorKind {
     }
 }
 
-/// Where an attempt was when its deadline passed.
+/// The phase an attempt was in when its deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeoutPhase {
@@ -89,16 +89,16 @@ pub enum TimeoutPhase {
     Body,
 }
 
-/// How one attempt ended.
+/// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// The receiver answered 2xx in time.
+    /// The receiver responded with 2xx in time.
     Delivered {
         /// The status code.
         status: u16,
     },
-    /// The receiver answered with a status that is neither 2xx nor a
+    /// The receiver responded with a status that is neither 2xx nor a
     /// followed redirect (1xx, 4xx, 5xx).
     Rejected {
         /// The status code.
@@ -120,18 +120,18 @@ pub enum Outcome {
     RedirectNotFollowed {
         /// The status of the redirect response.
         status: u16,
-        /// Why it was not followed.
+        /// The reason it was not followed.
         reason: String,
     },
 }
 
 impl Outcome {
-    /// Whether the message counts as delivered.
+    /// Returns whether the message counts as delivered.
     pub fn is_delivered(&self) -> bool {
         matches!(self, Outcome::Delivered { .. })
     }
 
-    /// The final HTTP status, when a response arrived.
+    /// Returns the final HTTP status, when a response arrived.
     pub fn status(&self) -> Option<u16> {
         match self {
             Outcome::Delivered { status }
@@ -141,7 +141,7 @@ impl Outcome {
         }
     }
 
-    /// A one-line description for terminal output.
+    /// Returns a one-line description for terminal output.
     pub fn describe(&self) -> String {
         match self {
             Outcome::Delivered { status } => format!("delivered ({status})"),

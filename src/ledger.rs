@@ -22,7 +22,7 @@ use crate::payload::WebhookKind;
 /// The sender's number for a message, unique within one sender.
 pub type MessageId = u64;
 
-/// Where a message stands.
+/// The state of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
@@ -34,7 +34,7 @@ pub enum MessageState {
     Discarded,
 }
 
-/// What the ledger is told when a message is created.
+/// The facts about a message recorded when it is created.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageMeta {
     /// General or Integration.
@@ -70,10 +70,10 @@ pub struct AttemptRecord {
 pub struct MessageRecord {
     /// The sender's number for the message.
     pub id: MessageId,
-    /// What the message carries.
+    /// The message's kind, keys and size.
     #[serde(flatten)]
     pub meta: MessageMeta,
-    /// Where it stands.
+    /// Its state.
     pub state: MessageState,
     /// Every attempt, in order.
     pub attempts: Vec<AttemptRecord>,
@@ -280,7 +280,7 @@ impl Ledger {
         records.get_mut(id.checked_sub(1)? as usize)
     }
 
-    /// The running totals.
+    /// Returns the running totals.
     pub fn counts(&self) -> &LedgerCounts {
         &self.counts
     }
@@ -290,7 +290,7 @@ impl Ledger {
         self.counts.messages_pending
     }
 
-    /// Every message, when full records are kept.
+    /// Returns every message, when full records are kept.
     pub fn records(&self) -> Option<&[MessageRecord]> {
         self.records.as_deref()
     }

@@ -20,7 +20,7 @@
 //! - [`scenario`]: scenario files, one check each, parsed with
 //!   `file:line:column` errors;
 //! - [`conformance`]: the runner that sends each check's messages as single
-//!   attempts and judges every answer;
+//!   attempts and judges every response;
 //! - [`report`]: the terminal output and the JUnit and JSON reports of a
 //!   run.
 //!

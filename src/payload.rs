@@ -30,12 +30,12 @@ pub const ACTIONS: [&str; 7] = [
     "IntegrationApiKeyCreated",
 ];
 
-/// Whether `name` is one of the documented discriminators.
+/// Returns whether `name` is one of the documented discriminators.
 pub fn is_known_discriminator(name: &str) -> bool {
     DISCRIMINATORS.contains(&name)
 }
 
-/// Whether `name` is one of the documented Integration actions.
+/// Returns whether `name` is one of the documented Integration actions.
 pub fn is_known_action(name: &str) -> bool {
     ACTIONS.contains(&name)
 }
@@ -130,7 +130,7 @@ pub struct NamedRef {
     pub name: String,
 }
 
-/// The person who asked for an integration, when Mews knows one.
+/// The person who requested an integration, when Mews has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Requestor {
@@ -158,7 +158,7 @@ pub struct IntegrationFacts {
     pub enterprise: NamedRef,
     /// The service the integration is connected to, if any.
     pub service: Option<NamedRef>,
-    /// Who asked for the integration, if known.
+    /// The person who requested the integration, if known.
     pub requestor: Option<Requestor>,
     /// The access token issued to the integration.
     pub access_token: String,
@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn general_webhook_uses_pascal_case_and_lower_case_guids() {
+    fn general_webhook_field_casing() {
         let key = IntegrationKey {
             enterprise_id: Uuid::from_u128(0xABCD),
             integration_id: Uuid::from_u128(0xEF01),

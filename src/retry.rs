@@ -1,6 +1,6 @@
 //! When a failed message is sent again, and when it is given up.
 //!
-//! Mews says only that a failed message is "re-sent after a few minutes"
+//! Mews documents only that a failed message is "re-sent after a few minutes"
 //! and discarded after "repeated attempts". The default schedule below is
 //! therefore an emulation choice, not a Mews fact: retries after 2, 5, 10
 //! and 30 minutes, five attempts in all, so a receiver that is down for
@@ -54,7 +54,7 @@ pub enum RetryError {
     Delay {
         /// The text as given.
         value: String,
-        /// Why it did not parse.
+        /// The reason it did not parse.
         reason: String,
     },
     /// The list had no delays although retries are allowed.
@@ -83,7 +83,7 @@ impl RetryPolicy {
         Ok(())
     }
 
-    /// The real-time wait before attempt number `next` (2 for the first
+    /// Returns the real-time wait before attempt number `next` (2 for the first
     /// retry), or `None` when `next` is past the last attempt and the
     /// message is discarded.
     pub fn delay_before(&self, next: u32) -> Option<Duration> {

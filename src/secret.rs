@@ -193,10 +193,10 @@ impl Redactor {
     }
 
     /// Redacts free text that may contain URLs, parsed or not, such as an
-    /// argument parser's error that repeats an invalid `--url`: the values
+    /// argument parser's error that repeats an invalid `--url`. The values
     /// of token parameters (`?Token=...`, `&token=...`) and passwords in
-    /// `scheme://user:password@` are hidden textually, then the rest as
-    /// by [`redact`](Self::redact).
+    /// `scheme://user:password@` are hidden textually. Then the rest is
+    /// redacted as by [`redact`](Self::redact).
     pub fn redact_text_with_urls(&self, text: &str) -> String {
         let mut output = hide_passwords(text);
         for param in &self.params {
@@ -578,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn text_that_is_not_a_url_is_still_redacted() {
+    fn unparsed_url_still_redacted() {
         let redactor = Redactor::new(["secret-token"]);
         assert_eq!(
             redactor.redact_url("http://[bad?Token=secret-token"),

@@ -66,7 +66,8 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// A configuration with the Mews defaults, sending both kinds to `url`.
+    /// Builds a configuration with the Mews defaults that sends both kinds
+    /// to `url`.
     pub fn new(url: Url) -> SenderConfig {
         SenderConfig {
             general_url: url.clone(),
@@ -102,7 +103,7 @@ pub enum ConfigError {
     InvalidUri {
         /// The URL, redacted.
         url: String,
-        /// Why it is invalid.
+        /// The reason it is invalid.
         reason: String,
         /// The length of the full URL.
         length: usize,
@@ -129,7 +130,7 @@ pub struct Notice {
     pub events: usize,
     /// The attempt number, 1 for the first.
     pub attempt: u32,
-    /// How the attempt ended.
+    /// The attempt's result.
     pub outcome: Outcome,
     /// The attempt's duration.
     pub total: Duration,
@@ -243,7 +244,7 @@ impl Submitter {
         self.shared.notices.subscribe()
     }
 
-    /// The running totals.
+    /// Returns the running totals.
     pub fn counts(&self) -> LedgerCounts {
         self.shared.ledger().counts().clone()
     }
@@ -679,9 +680,9 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 fn log_attempt(job: &Job, outcome: &Outcome, retry_in: Option<Duration>, state: MessageState) {
-    // Per-message results are output, shown by the caller; the log keeps
-    // them at debug and info so that a large failing run does not flood
-    // stderr at the default level.
+    // The caller shows per-message results as output. The log keeps them at
+    // debug and info, so a large failing run does not flood stderr at the
+    // default level.
     let description = outcome.describe();
     match (state, retry_in) {
         (MessageState::Delivered, _) => {

@@ -123,7 +123,7 @@ async fn any_2xx_is_delivered_and_others_rejected() {
 }
 
 #[tokio::test]
-async fn follows_307_and_308_with_same_method_and_bytes() {
+async fn redirect_307_308_resends_same_bytes() {
     for status in [307, 308] {
         let server = redirect_server(status, "/b").await;
         let sent = request(&format!("{}/a", server.uri()));
@@ -368,7 +368,7 @@ async fn reset_connection_is_classified() {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut buffer = vec![0u8; 1024];
         let _ = socket.read(&mut buffer).await;
-        // Closing without an answer is how a crashing receiver looks.
+        // Closing without a response is how a crashing receiver looks.
         drop(socket);
     });
     let attempt = client(Duration::from_secs(5))
@@ -515,7 +515,7 @@ async fn idle_closing_server(
 }
 
 #[tokio::test]
-async fn idle_connection_closed_by_server_is_not_a_failure() {
+async fn idle_closed_connection_not_failure() {
     let (url, connections) = idle_closing_server(Duration::from_millis(200)).await;
     let client = client(Duration::from_secs(5));
 

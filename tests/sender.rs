@@ -17,7 +17,7 @@ use uuid::Uuid;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// A schedule of minutes scaled down to milliseconds.
+/// Returns a schedule of minutes scaled down to milliseconds.
 fn fast_retries(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
         delays: vec![Duration::from_secs(60), Duration::from_secs(120)],

@@ -158,7 +158,8 @@ async fn posted_events_are_batched_and_delivered() {
     let (code, stdout, stderr) = service.stop().await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("delivered  2"), "{stdout}");
-    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
+    assert!(!stdout.contains(TOKEN), "{stdout}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
     assert!(!stdout.contains("serve%2Bsecret"), "{stdout}");
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::engine::{EngineArgs, Failure, show_url};
 
-/// The most events one run generates. Every event is held in memory from
+/// The maximum number of events one run generates. Every event is held in memory from
 /// generation to delivery, by estimate about 200 bytes each with its share
 /// of the serialized body, so this keeps a run near 200 MB.
 const MAX_EVENTS: usize = 1_000_000;

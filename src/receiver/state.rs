@@ -20,7 +20,7 @@ use crate::payload::WebhookKind;
 /// One request as the receiver saw it, with the response status.
 ///
 /// Every text field has the token replaced by a placeholder, except `body`,
-/// which holds the bytes exactly as received.
+/// which contains the bytes exactly as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedRequest {
     /// The HTTP method, for example `POST`.

@@ -143,7 +143,7 @@ fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts a wiremock server that answers every POST with `status`.
+/// Starts a wiremock server that responds to every POST with `status`.
 pub async fn server_answering(status: u16) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
